@@ -1,0 +1,51 @@
+"""bbh_tf: Bayes by Hypernet for Keras 3 on TensorFlow.
+
+Bayesian neural networks with implicit weight posteriors: hyper layers
+(``HyperDense``) draw their weights from a shared ``HyperNetwork``;
+``BayesByHypernet`` trains them by prior-contrastive adversarial variational
+inference against a ``Discriminator`` and a diagonal prior.
+"""
+
+import os as _os
+
+# Keras reads its backend once, at its first import: refuse anything else
+# early, with a message, instead of failing deep inside a layer.
+_backend = _os.environ.get("KERAS_BACKEND", "tensorflow")
+if _backend != "tensorflow":
+    raise ImportError(
+        "bbh_tf needs Keras 3 on the TensorFlow backend, but KERAS_BACKEND="
+        f"{_backend!r}. Unset it or set KERAS_BACKEND=tensorflow."
+    )
+
+import keras as _keras  # noqa: E402
+
+if _keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "bbh_tf needs Keras 3 on the TensorFlow backend, but Keras is using "
+        f"{_keras.backend.backend()!r} (see ~/.keras/keras.json or "
+        "KERAS_BACKEND). Set KERAS_BACKEND=tensorflow."
+    )
+
+from bbh_tf import data  # noqa: E402
+from bbh_tf.discriminator import Discriminator, discriminator_loss  # noqa: E402
+from bbh_tf.export import export_saved_model  # noqa: E402
+from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
+from bbh_tf.layers import HyperDense, HyperLayer  # noqa: E402
+from bbh_tf.model import BayesByHypernet  # noqa: E402
+from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayesByHypernet",
+    "Discriminator",
+    "GaussianPrior",
+    "HyperDense",
+    "HyperLayer",
+    "HyperNetwork",
+    "ScaleMixturePrior",
+    "data",
+    "discriminator_loss",
+    "export_saved_model",
+    "injected_values",
+]

@@ -1,0 +1,186 @@
+"""The hypernetwork: an MLP that turns noise and a position code into weights.
+
+``G(z | theta)`` with ``z = [eps, code]``: ``eps ~ N(0, I)`` is shared by every
+value of one weight draw, ``code`` says which block ("chunk") of weights is
+being generated. One call returns ``output_dim`` values per chunk; a layer
+that needs fewer values slices them, a layer that needs more asks for several
+chunks, each with its own code, so the hypernetwork never grows with the
+layers it serves.
+
+The position codes belong to the hyper layers (see ``bbh_tf.layers``), the
+noise to whoever runs the forward pass: ``BayesByHypernet`` draws one ``eps``
+per weight sample and hands every hyper layer its generated values through
+:func:`injected_values`, so all layers of one forward pass see one coherent
+posterior sample.
+"""
+
+import contextlib
+import threading
+
+import keras
+
+from bbh_tf import _checks
+
+# Per-thread, because MirroredStrategy runs each replica in its own thread.
+_INJECTED = threading.local()
+
+
+@contextlib.contextmanager
+def injected_values(values_by_layer):
+    """Hand pre-generated values to hyper layers for the calls inside.
+
+    Args:
+        values_by_layer: dict mapping a hyper layer to the tensor of shape
+            ``(num_draws, num_chunks, output_dim)`` it should use, as returned
+            by ``layer.generate(noise)``.
+
+    Hyper layers called inside the ``with`` block use these values instead of
+    drawing their own noise. Used by ``BayesByHypernet``; rarely needed
+    directly.
+    """
+    previous = getattr(_INJECTED, "values", None)
+    merged = dict(previous or {})
+    merged.update({id(layer): values for layer, values in values_by_layer.items()})
+    _INJECTED.values = merged
+    try:
+        yield
+    finally:
+        _INJECTED.values = previous
+
+
+def injected_values_for(layer):
+    """The values injected for ``layer``, or None outside ``injected_values``."""
+    values = getattr(_INJECTED, "values", None)
+    return None if values is None else values.get(id(layer))
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class HyperNetwork(keras.layers.Layer):
+    """MLP hypernetwork generating weights from noise and a position code.
+
+    Share one instance between any number of hyper layers (``HyperDense``
+    and others): they all draw their weights from it.
+
+    Args:
+        noise_dim: Size of the noise vector ``eps ~ N(0, I)``. Default 64.
+        hidden_units: Sizes of the hidden ReLU layers. Default ``(64, 256)``,
+            the paper's setting.
+        output_dim: Values generated per chunk. A layer needing fewer values
+            slices one chunk; one needing more uses several. Default 256.
+        code_dim: Size of a chunk's position code. Default 16.
+        activation: Activation of the hidden layers. Default ``"relu"``.
+        kernel_initializer: Initializer of the MLP's kernels.
+        seed: Optional int seed of the noise generator.
+
+    Call: ``hypernet(noise, codes)`` with ``noise`` of shape
+    ``(num_draws, noise_dim)`` and ``codes`` of shape
+    ``(num_chunks, code_dim)`` returns ``(num_draws, num_chunks, output_dim)``.
+
+    Example:
+
+    >>> hypernet = HyperNetwork(noise_dim=64, hidden_units=(64, 256))
+    >>> layer = HyperDense(10, hypernet=hypernet)
+    >>> noise = hypernet.sample_noise(5)            # (5, 64)
+    >>> hypernet(noise, keras.random.normal((3, 16))).shape
+    (5, 3, 256)
+    """
+
+    def __init__(
+        self,
+        noise_dim=64,
+        hidden_units=(64, 256),
+        output_dim=256,
+        code_dim=16,
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.noise_dim = _checks.positive_int("noise_dim", noise_dim)
+        self.hidden_units = _checks.unit_tuple(
+            "hidden_units", hidden_units, allow_empty=True
+        )
+        self.output_dim = _checks.positive_int("output_dim", output_dim)
+        self.code_dim = _checks.positive_int("code_dim", code_dim)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.hidden_layers = [
+            keras.layers.Dense(
+                units,
+                activation=self.activation,
+                kernel_initializer=self.kernel_initializer,
+                name=f"hidden_{i}",
+            )
+            for i, units in enumerate(self.hidden_units)
+        ]
+        self.output_layer = keras.layers.Dense(
+            self.output_dim,
+            kernel_initializer=self.kernel_initializer,
+            name="output",
+        )
+
+    def build(self, noise_shape=None, codes_shape=None):
+        # Shapes are fixed by the config, so hyper layers can build the shared
+        # hypernetwork before any call, in whatever order they are built.
+        if self.built:
+            return
+        width = self.noise_dim + self.code_dim
+        for layer in self.hidden_layers:
+            layer.build((None, width))
+            width = layer.units
+        self.output_layer.build((None, width))
+        self.built = True
+
+    def sample_noise(self, num_draws):
+        """Draw ``eps ~ N(0, I)`` of shape ``(num_draws, noise_dim)``."""
+        return keras.random.normal(
+            (num_draws, self.noise_dim),
+            dtype=self.compute_dtype,
+            seed=self.seed_generator,
+        )
+
+    def num_chunks(self, num_values):
+        """How many chunks a layer needing ``num_values`` values uses."""
+        return -(-int(num_values) // self.output_dim)
+
+    def call(self, noise, codes):
+        num_draws = keras.ops.shape(noise)[0]
+        num_chunks = keras.ops.shape(codes)[0]
+        z = keras.ops.concatenate(
+            [
+                keras.ops.broadcast_to(
+                    noise[:, None, :], (num_draws, num_chunks, self.noise_dim)
+                ),
+                keras.ops.broadcast_to(
+                    keras.ops.cast(codes, noise.dtype)[None],
+                    (num_draws, num_chunks, self.code_dim),
+                ),
+            ],
+            axis=-1,
+        )
+        for layer in self.hidden_layers:
+            z = layer(z)
+        return self.output_layer(z)
+
+    def compute_output_shape(self, noise_shape, codes_shape):
+        return (noise_shape[0], codes_shape[0], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "noise_dim": self.noise_dim,
+                "hidden_units": list(self.hidden_units),
+                "output_dim": self.output_dim,
+                "code_dim": self.code_dim,
+                "activation": keras.activations.serialize(self.activation),
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config

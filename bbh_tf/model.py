@@ -1,0 +1,535 @@
+"""``BayesByHypernet``: prior-contrastive adversarial VI around a Keras network.
+
+Each training step (``train_step``, traced by ``fit`` into a tf.function):
+
+1. ``discriminator_steps`` discriminator updates: generated values (label 1)
+   against prior samples (label 0), logistic loss.
+2. One update of the hypernetwork and the point-estimate weights with
+   ``loss = data_loss + kl_weight * KL_estimate / num_examples``, where
+   ``data_loss`` is the compiled loss (mean per example) and
+   ``KL_estimate`` sums the discriminator's logits over all generated values,
+   averaged over ``num_weight_samples`` draws.
+
+The batch is split across the draws (each example meets one weight sample),
+so several draws per step cost about as much as one.
+"""
+
+import inspect
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bbh_tf import _checks
+from bbh_tf.discriminator import Discriminator, discriminator_loss
+from bbh_tf.hypernet import injected_values
+from bbh_tf.layers import HyperLayer
+from bbh_tf.priors import ScaleMixturePrior
+
+
+def _scale_for_replicas(value):
+    """Divide a per-replica loss so the summed gradients are a mean."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / replicas if replicas > 1 else value
+
+
+def _deserialize(value):
+    if isinstance(value, dict):
+        return keras.saving.deserialize_keras_object(value)
+    return value
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f"BayesByHypernet: the training loss became non-finite "
+                f"({float(loss)}) at batch {batch}; training stopped. Check "
+                "the data for NaN/inf values, or lower the learning rate or "
+                "kl_weight."
+            )
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class BayesByHypernet(keras.Model):
+    """A Bayesian network whose hyper layers share an implicit posterior.
+
+    Args:
+        network: A Keras model (Sequential, functional or subclassed) with
+            one input, containing hyper layers (``HyperDense``...).
+        prior: Diagonal prior on the generated values. Default
+            ``ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=exp(-6))``.
+        discriminator: Density-ratio estimator. Default
+            ``Discriminator(hidden_units=(20, 20), conditional=True)``.
+        num_examples: Size of the training set (required): the KL term is
+            counted once per dataset, so per example it is ``KL / N``.
+        num_weight_samples: Weight draws per training step, shared by the
+            data term (the batch is split across them) and the KL estimate.
+            Default 5, as in the authors' code.
+        kl_weight: Multiplier of the KL term: a float >= 0 or a
+            ``keras.optimizers.schedules.LearningRateSchedule`` of the
+            model optimizer's step (annealing). Default 1.0.
+        discriminator_steps: Discriminator updates per training step.
+            Default 1.
+        discriminator_warmup_steps: Extra discriminator updates made once,
+            at the start of ``fit``, before the first model update. Default 0.
+
+    Calling the model runs the network with one joint weight draw for the
+    whole batch. ``predict_distribution`` averages over many draws.
+
+    Example:
+
+    >>> hypernet = bbh_tf.HyperNetwork()
+    >>> net = keras.Sequential([keras.Input((784,)),
+    ...     bbh_tf.HyperDense(800, activation="relu", hypernet=hypernet),
+    ...     bbh_tf.HyperDense(10, activation="softmax", hypernet=hypernet)])
+    >>> model = bbh_tf.BayesByHypernet(net, num_examples=60000)
+    >>> model.compile(optimizer="adam", discriminator_optimizer="adam",
+    ...               loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> model.fit(x, y, batch_size=128, epochs=5)
+    >>> mean, std = model.predict_distribution(x_test, num_samples=100)
+    """
+
+    def __init__(
+        self,
+        network,
+        prior=None,
+        discriminator=None,
+        num_examples=None,
+        num_weight_samples=5,
+        kl_weight=1.0,
+        discriminator_steps=1,
+        discriminator_warmup_steps=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        network = _deserialize(network)
+        if not isinstance(network, keras.layers.Layer):
+            raise TypeError(
+                "`network` must be a Keras model or layer containing hyper "
+                f"layers, got {type(network).__name__}."
+            )
+        self.network = network
+        prior = ScaleMixturePrior() if prior is None else _deserialize(prior)
+        if not (hasattr(prior, "sample") and hasattr(prior, "get_config")):
+            raise TypeError(
+                "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
+                f"GaussianPrior, got {type(prior).__name__}."
+            )
+        self.prior = prior
+        discriminator = (
+            Discriminator() if discriminator is None else _deserialize(discriminator)
+        )
+        if not isinstance(discriminator, Discriminator):
+            raise TypeError(
+                "`discriminator` must be a bbh_tf.Discriminator, got "
+                f"{type(discriminator).__name__}."
+            )
+        self.discriminator = discriminator
+        if num_examples is None:
+            raise ValueError(
+                "`num_examples` is required: the size of the training set, "
+                "used to scale the KL term per example (KL / num_examples)."
+            )
+        self.num_examples = _checks.positive_int("num_examples", num_examples)
+        self.num_weight_samples = _checks.positive_int(
+            "num_weight_samples", num_weight_samples
+        )
+        kl_weight = _deserialize(kl_weight)
+        if isinstance(kl_weight, keras.optimizers.schedules.LearningRateSchedule):
+            self.kl_weight = kl_weight
+        else:
+            self.kl_weight = _checks.non_negative_float("kl_weight", kl_weight)
+        self.discriminator_steps = _checks.positive_int(
+            "discriminator_steps", discriminator_steps
+        )
+        self.discriminator_warmup_steps = _checks.non_negative_int(
+            "discriminator_warmup_steps", discriminator_warmup_steps
+        )
+        self.discriminator_optimizer = None
+        self.input_shape_ = None
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.discriminator_loss_tracker = keras.metrics.Mean(
+            name="discriminator_loss"
+        )
+        self.discriminator_accuracy_tracker = keras.metrics.Mean(
+            name="discriminator_accuracy"
+        )
+
+    # ------------------------------------------------------------------ build
+    @property
+    def hyper_layers(self):
+        """The hyper layers of ``network``, each listed once."""
+        return [
+            layer
+            for layer in self.network._flatten_layers(include_self=True)
+            if isinstance(layer, HyperLayer)
+        ]
+
+    @property
+    def hypernets(self):
+        """The distinct hypernetworks the hyper layers draw from."""
+        unique = {}
+        for layer in self.hyper_layers:
+            unique.setdefault(id(layer.hypernet), layer.hypernet)
+        return list(unique.values())
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        input_shape = (None,) + tuple(input_shape)[1:]
+        if not self.network.built:
+            # A symbolic call builds every sub-layer, whatever kind of model.
+            self.network(keras.KerasTensor(input_shape))
+        hyper_layers = self.hyper_layers
+        if not hyper_layers:
+            raise ValueError(
+                "`network` contains no hyper layers (HyperDense, ...): "
+                "there is no posterior to learn."
+            )
+        hypernets = self.hypernets
+        code_dims = {h.code_dim for h in hypernets}
+        if len(code_dims) > 1:
+            raise ValueError(
+                "All hypernetworks of one model must share `code_dim` (one "
+                f"discriminator serves them all), got {sorted(code_dims)}."
+            )
+        self.discriminator.build(
+            (None, None, max(h.output_dim for h in hypernets)),
+            (None, code_dims.pop()),
+        )
+        self.input_shape_ = input_shape
+        self.built = True
+
+    def get_build_config(self):
+        return {"input_shape": list(self.input_shape_ or ())}
+
+    def build_from_config(self, config):
+        if config.get("input_shape"):
+            self.build(tuple(config["input_shape"]))
+
+    def _build_optimizers(self):
+        with self.distribute_strategy.scope():
+            if not self.optimizer.built:
+                self.optimizer.build(self.network.trainable_variables)
+            if not self.discriminator_optimizer.built:
+                self.discriminator_optimizer.build(
+                    self.discriminator.trainable_variables
+                )
+
+    # ---------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", discriminator_optimizer="adam", **kwargs):
+        """Configure training; ``discriminator_optimizer`` trains ``T``.
+
+        Takes every argument of ``keras.Model.compile``.
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        self._compile_config.config["discriminator_optimizer"] = (
+            self.discriminator_optimizer
+        )
+
+    def compile_from_config(self, config):
+        config = {k: _deserialize(v) for k, v in config.items()}
+        self.compile(**config)
+        if self.built:
+            # Each optimizer on its own variables, so saved states match.
+            self._build_optimizers()
+
+    # ---------------------------------------------------------- forward pass
+    def _draw_noise(self, num_draws):
+        return {id(h): h.sample_noise(num_draws) for h in self.hypernets}
+
+    def _generate(self, noise):
+        return {
+            layer: layer.generate(noise[id(layer.hypernet)])
+            for layer in self.hyper_layers
+        }
+
+    def _run_network(self, rows, num_draws, training=None, noise=None):
+        """Network output for ``rows`` laid out as ``num_draws`` equal groups."""
+        generated = self._generate(noise or self._draw_noise(num_draws))
+        with injected_values(generated):
+            outputs = self.network(rows, training=training)
+        return outputs, generated
+
+    def call(self, inputs, training=None):
+        outputs, _ = self._run_network(inputs, 1, training=training)
+        return outputs
+
+    def sample_predictions(self, inputs, num_samples, noise=None):
+        """Outputs for ``num_samples`` weight draws: ``(num_samples, batch, ...)``.
+
+        All draws run in one vectorised pass over the tiled batch.
+        ``noise`` optionally maps ``id(hypernet)`` to a
+        ``(num_samples, noise_dim)`` tensor (used by the SavedModel export).
+        """
+        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        batch = tf.shape(inputs)[0]
+        multiples = tf.concat(
+            [[num_samples], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0
+        )
+        outputs, _ = self._run_network(
+            tf.tile(inputs, multiples), num_samples, training=False, noise=noise
+        )
+        return tf.reshape(
+            outputs, tf.concat([[num_samples, batch], tf.shape(outputs)[1:]], 0)
+        )
+
+    def _split_forward(self, x, training):
+        """One pass with the batch split across ``num_weight_samples`` draws."""
+        draws = self.num_weight_samples
+        batch = tf.shape(x)[0]
+        per_draw = (batch + draws - 1) // draws
+        # Pad with repeated examples to equal groups; the padding is dropped.
+        rows = tf.gather(x, tf.range(per_draw * draws) % batch)
+        outputs, generated = self._run_network(rows, draws, training=training)
+        return outputs[:batch], generated
+
+    # ------------------------------------------------------------ KL machinery
+    def _discriminator_logits(self, generated):
+        """Logits of every generated value, ``(draws, total_values)``."""
+        logits = []
+        for layer, raw in generated.items():
+            flat = tf.reshape(
+                self.discriminator(raw, layer.position_codes),
+                (tf.shape(raw)[0], -1),
+            )
+            logits.append(flat[:, : layer.num_generated])
+        return tf.concat(logits, axis=1)
+
+    def kl_estimate(self, generated):
+        """``E_q[sum_i T(w_i)]``, the estimate of ``KL(q || p)`` in nats."""
+        return tf.reduce_mean(
+            tf.reduce_sum(self._discriminator_logits(generated), axis=1)
+        )
+
+    def _discriminator_update(self):
+        generated = {
+            layer: tf.stop_gradient(raw)
+            for layer, raw in self._generate(
+                self._draw_noise(self.num_weight_samples)
+            ).items()
+        }
+        from_prior = {
+            layer: self.prior.sample(tf.shape(raw), dtype=raw.dtype)
+            for layer, raw in generated.items()
+        }
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, accuracy = discriminator_loss(
+                self._discriminator_logits(generated),
+                self._discriminator_logits(from_prior),
+            )
+            scaled = self.discriminator_optimizer.scale_loss(
+                _scale_for_replicas(loss)
+            )
+        gradients = tape.gradient(scaled, variables)
+        self.discriminator_optimizer.apply_gradients(zip(gradients, variables))
+        return loss, accuracy
+
+    def _current_kl_weight(self):
+        if isinstance(self.kl_weight, float):
+            return self.kl_weight
+        return tf.cast(self.kl_weight(self.optimizer.iterations), tf.float32)
+
+    # -------------------------------------------------------------- training
+    def _step_losses(self, x, y, sample_weight, training):
+        y_pred, generated = self._split_forward(x, training=training)
+        # Compiled loss (already divided by the replica count) + regularizers.
+        data_loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        kl = self.kl_estimate(generated)
+        kl_term = self._current_kl_weight() * kl / self.num_examples
+        loss = data_loss + _scale_for_replicas(kl_term)
+        return y_pred, loss, data_loss, kl
+
+    def _update_trackers(self, loss, data_loss, kl, batch):
+        unscale = tf.distribute.get_strategy().num_replicas_in_sync
+        self._loss_tracker.update_state(loss * unscale, sample_weight=batch)
+        self.nll_tracker.update_state(data_loss * unscale, sample_weight=batch)
+        self.kl_tracker.update_state(kl)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        for _ in range(self.discriminator_steps):
+            d_loss, d_accuracy = self._discriminator_update()
+        self.discriminator_loss_tracker.update_state(d_loss)
+        self.discriminator_accuracy_tracker.update_state(d_accuracy)
+
+        variables = self.network.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred, loss, data_loss, kl = self._step_losses(
+                x, y, sample_weight, training=True
+            )
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred, loss, data_loss, kl = self._step_losses(
+            x, y, sample_weight, training=False
+        )
+        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _prepare_training(self, x):
+        if self.discriminator_optimizer is None:
+            raise RuntimeError("Call `compile()` before `fit()`.")
+        if not self.built:
+            shape = _input_shape_of(x)
+            if shape is not None:
+                with self.distribute_strategy.scope():
+                    self.build(shape)
+        if self.built:
+            self._build_optimizers()
+
+    def warm_up_discriminator(self, steps):
+        """Make ``steps`` discriminator updates without touching the model."""
+        steps = _checks.non_negative_int("steps", steps)
+        if steps == 0:
+            return
+        strategy = self.distribute_strategy
+
+        @tf.function
+        def update():
+            loss, accuracy = strategy.run(self._discriminator_update)
+            return strategy.reduce("MEAN", loss, axis=None), accuracy
+
+        progbar = keras.utils.Progbar(steps, unit_name="discriminator step")
+        for step in range(steps):
+            loss, _ = update()
+            progbar.update(step + 1, [("discriminator_loss", float(loss))])
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, plus the discriminator warm-up and a stop on
+        a non-finite loss. Takes the same arguments."""
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        self._prepare_training(arguments.get("x"))
+        if self.discriminator_warmup_steps and self.optimizer.iterations == 0:
+            if not self.built:
+                raise ValueError(
+                    "Discriminator warm-up needs a built model: build it "
+                    "first (`model.build(input_shape)`)."
+                )
+            self.warm_up_discriminator(self.discriminator_warmup_steps)
+        callbacks = list(arguments.get("callbacks") or [])
+        callbacks.append(_StopOnNonFiniteLoss())
+        arguments["callbacks"] = callbacks
+        arguments.pop("self")
+        return super().fit(**arguments)
+
+    # ------------------------------------------------------------- inference
+    def predict_distribution(self, x, num_samples=100, batch_size=128):
+        """Mean and standard deviation of the outputs over weight draws.
+
+        Args:
+            x: Inputs, an array of shape ``(n,) + input_shape[1:]``, finite.
+            num_samples: Weight draws, >= 1. Default 100.
+            batch_size: Examples per vectorised pass (each pass evaluates
+                ``batch_size * num_samples`` rows). Default 128.
+
+        Returns:
+            ``(mean, std)``: numpy arrays of the output shape, ``(n, ...)``.
+        """
+        num_samples = _checks.positive_int("num_samples", num_samples)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        x = _validated_inputs(x, self.input_shape_)
+        if not self.built:
+            self.build(x.shape)
+        function = self._predict_functions.get(num_samples)
+        if function is None:
+            function = tf.function(
+                lambda batch: self._moments(batch, num_samples),
+                reduce_retracing=True,
+            )
+            self._predict_functions[num_samples] = function
+        means, stds = [], []
+        for start in range(0, len(x), batch_size):
+            mean, std = function(x[start : start + batch_size])
+            means.append(mean.numpy())
+            stds.append(std.numpy())
+        return np.concatenate(means), np.concatenate(stds)
+
+    @property
+    def _predict_functions(self):
+        # Plain dict outside Keras' attribute tracking.
+        cache = self.__dict__.get("_predict_function_cache")
+        if cache is None:
+            cache = {}
+            self.__dict__["_predict_function_cache"] = cache
+        return cache
+
+    def _moments(self, batch, num_samples):
+        samples = self.sample_predictions(batch, num_samples)
+        mean = tf.reduce_mean(samples, axis=0)
+        std = tf.sqrt(
+            tf.maximum(tf.reduce_mean(tf.square(samples - mean), axis=0), 0.0)
+        )
+        return mean, std
+
+    # ---------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": self.network,
+                "prior": self.prior,
+                "discriminator": self.discriminator,
+                "num_examples": self.num_examples,
+                "num_weight_samples": self.num_weight_samples,
+                "kl_weight": self.kl_weight,
+                "discriminator_steps": self.discriminator_steps,
+                "discriminator_warmup_steps": self.discriminator_warmup_steps,
+            }
+        )
+        return config
+
+
+def _input_shape_of(x):
+    """The input shape of ``fit``'s ``x`` where it can be read off cheaply."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
+    shape = getattr(x, "shape", None)
+    return None if shape is None else (None,) + tuple(shape)[1:]
+
+
+def _validated_inputs(x, input_shape):
+    """``x`` as a float32 array, or a ValueError naming what is wrong."""
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`x` must be a numeric array, got {type(x).__name__}: {error}"
+        ) from None
+    if x.ndim < 2:
+        raise ValueError(
+            f"`x` must have shape (n, ...) with a batch axis, got {x.shape}."
+        )
+    if input_shape is not None:
+        expected = tuple(input_shape)[1:]
+        actual = x.shape[1:]
+        if len(expected) != len(actual) or any(
+            e is not None and e != a for e, a in zip(expected, actual)
+        ):
+            raise ValueError(
+                f"`x` must have shape (n, {', '.join(map(str, expected))}) "
+                f"to match the model's input, got {x.shape}."
+            )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`x` contains NaN or infinite values.")
+    return x
