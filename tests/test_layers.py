@@ -1,0 +1,182 @@
+"""HyperNetwork and HyperDense: shapes, slicing, chunking, sharing, draws."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bbh_tf
+from conftest import small_classifier
+
+
+def _hypernet(**kwargs):
+    config = dict(noise_dim=4, hidden_units=(8, 16), output_dim=16, code_dim=4)
+    config.update(kwargs)
+    return bbh_tf.HyperNetwork(**config)
+
+
+def _variable_ids(model):
+    return {id(v) for v in model.trainable_variables}
+
+
+def test_hypernetwork_output_shape_and_every_hidden_layer_applied():
+    hypernet = _hypernet(hidden_units=(8, 16, 5))
+    noise = hypernet.sample_noise(3)
+    out = hypernet(noise, tf.random.normal((7, 4)))
+    assert noise.shape == (3, 4) and out.shape == (3, 7, 16)
+    kernels = [v for v in hypernet.trainable_variables if "kernel" in v.path]
+    assert [tuple(k.shape) for k in kernels] == [(8, 8), (8, 16), (16, 5), (5, 16)]
+
+
+def test_slicing_when_a_layer_needs_fewer_values_than_a_chunk():
+    layer = bbh_tf.HyperDense(5, hypernet=_hypernet(output_dim=16))
+    layer.build((None, 3))
+    assert layer.num_generated == 5
+    assert tuple(layer.position_codes.shape) == (1, 4)
+    assert layer.generated_values().shape == (1, 5)
+
+
+def test_chunking_when_a_layer_needs_more_values_than_a_chunk():
+    hypernet = _hypernet(output_dim=16)
+    layer = bbh_tf.HyperDense(10, hypernet=hypernet, mode="full")
+    layer.build((None, 7))  # 7 * 10 + 10 = 80 values = 5 chunks of 16
+    assert layer.num_generated == 80
+    assert tuple(layer.position_codes.shape) == (5, 4)
+    raw = layer.generate(hypernet.sample_noise(2))
+    assert raw.shape == (2, 5, 16)
+    # Different chunks (different codes) give different values.
+    assert not np.allclose(raw[:, 0].numpy(), raw[:, 1].numpy())
+
+
+def test_hypernetwork_size_does_not_grow_with_the_layers_it_serves():
+    small = _hypernet()
+    bbh_tf.HyperDense(3, hypernet=small, mode="full").build((None, 2))
+    large = _hypernet()
+    bbh_tf.HyperDense(300, hypernet=large, mode="full").build((None, 200))
+    assert [v.shape for v in small.weights] == [v.shape for v in large.weights]
+
+
+@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+def test_one_set_of_hypernetwork_variables_however_many_layers(mode):
+    hypernet = _hypernet()
+    layers = [bbh_tf.HyperDense(4, hypernet=hypernet, mode=mode) for _ in range(4)]
+    net = keras.Sequential([keras.Input((3,))] + layers)
+    hyper_ids = {id(v) for v in hypernet.trainable_variables}
+    assert len(hyper_ids) == 6
+    assert hyper_ids <= _variable_ids(net)
+    per_layer = 2 if mode == "weight_norm" else 0  # direction + bias
+    assert len(net.trainable_variables) == 6 + 4 * per_layer
+    assert all(layer.hypernet is hypernet for layer in layers)
+
+
+def test_sharing_in_functional_and_subclassed_models_in_any_build_order():
+    hypernet = _hypernet()
+    first = bbh_tf.HyperDense(5, hypernet=hypernet)
+    second = bbh_tf.HyperDense(2, hypernet=hypernet, mode="full")
+    # Build the second layer first: the hypernetwork must still be shared.
+    second.build((None, 5))
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, second(first(inputs)))
+    assert len({id(v) for v in functional.trainable_variables}) == 6 + 2
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hypernet = _hypernet()
+            self.a = bbh_tf.HyperDense(5, hypernet=self.hypernet)
+            self.b = bbh_tf.HyperDense(2, hypernet=self.hypernet)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    model = Subclassed()
+    model(np.zeros((2, 3), "float32"))
+    assert len(model.trainable_variables) == 6 + 4
+    assert model.a.hypernet is model.b.hypernet
+
+
+@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+def test_weights_differ_between_forward_passes(mode):
+    net = small_classifier(mode=mode)
+    x = np.ones((4, 6), "float32")
+    first, second = net(x).numpy(), net(x).numpy()
+    assert first.shape == (4, 3)
+    assert not np.allclose(first, second)
+    # One draw per bare call: every example sees the same weights, so equal
+    # inputs give equal outputs.
+    np.testing.assert_allclose(first[0], first[1], rtol=1e-6)
+
+
+def test_injected_values_lay_draws_out_in_contiguous_groups():
+    hypernet = _hypernet()
+    layer = bbh_tf.HyperDense(3, hypernet=hypernet, mode="full")
+    layer.build((None, 2))
+    raw = layer.generate(hypernet.sample_noise(2))
+    x = np.arange(8, dtype="float32").reshape(4, 2)
+    with bbh_tf.injected_values({layer: raw}):
+        both = layer(x).numpy()
+    values = keras.ops.reshape(raw, (2, -1))[:, :9].numpy()
+    for draw, rows in ((0, slice(0, 2)), (1, slice(2, 4))):
+        kernel, bias = values[draw, :6].reshape(2, 3), values[draw, 6:]
+        np.testing.assert_allclose(both[rows], x[rows] @ kernel + bias, rtol=1e-5)
+
+
+def test_weight_norm_mode_scales_unit_norm_directions():
+    hypernet = _hypernet()
+    layer = bbh_tf.HyperDense(3, hypernet=hypernet, use_bias=False)
+    layer.build((None, 2))
+    raw = layer.generate(hypernet.sample_noise(1))
+    x = np.eye(2, dtype="float32")
+    with bbh_tf.injected_values({layer: raw}):
+        kernel = layer(x).numpy()  # rows of the identity read the kernel out
+    scales = raw.numpy().reshape(-1)[:3]
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), np.abs(scales), rtol=1e-5)
+
+
+def test_layers_accept_extra_leading_axes_and_tf_function():
+    layer = bbh_tf.HyperDense(4, hypernet=_hypernet(), activation="tanh")
+    x = tf.ones((2, 5, 3))
+    assert layer(x).shape == (2, 5, 4)
+    assert tf.function(layer)(x).shape == (2, 5, 4)
+
+
+def test_get_config_round_trips():
+    hypernet = _hypernet(seed=3)
+    layer = bbh_tf.HyperDense(
+        7, hypernet=hypernet, mode="full", activation="relu", use_bias=False,
+        kernel_regularizer="l2",
+    )
+    config = layer.get_config()
+    assert config["hypernet"] is hypernet
+    clone = bbh_tf.HyperDense.from_config(config)
+    assert clone.get_config() == config
+    restored = bbh_tf.HyperNetwork.from_config(hypernet.get_config())
+    assert restored.get_config() == hypernet.get_config()
+    # From a fully serialized dict too (outside a sharing scope).
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert keras.saving.deserialize_keras_object(serialized).units == 7
+
+
+@pytest.mark.parametrize(
+    "make, error, name",
+    [
+        (lambda: bbh_tf.HyperDense(0, hypernet=_hypernet()), ValueError, "units"),
+        (lambda: bbh_tf.HyperDense(3), ValueError, "hypernet"),
+        (lambda: bbh_tf.HyperDense(3, hypernet="big"), TypeError, "hypernet"),
+        (lambda: bbh_tf.HyperDense(3, hypernet=_hypernet(), mode="x"), ValueError, "mode"),
+        (lambda: bbh_tf.HyperNetwork(noise_dim=0), ValueError, "noise_dim"),
+        (lambda: bbh_tf.HyperNetwork(output_dim=-1), ValueError, "output_dim"),
+        (lambda: bbh_tf.HyperNetwork(code_dim=0), ValueError, "code_dim"),
+        (lambda: bbh_tf.HyperNetwork(hidden_units=(8, 0)), ValueError, "hidden_units"),
+        (lambda: bbh_tf.HyperNetwork(noise_dim=2.5), TypeError, "noise_dim"),
+    ],
+)
+def test_bad_arguments_name_the_argument(make, error, name):
+    with pytest.raises(error, match=name):
+        make()
+
+
+def test_wrong_input_dimension_is_a_clear_error():
+    net = small_classifier(input_dim=6)
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 6"):
+        net(np.zeros((2, 5), "float32"))

@@ -1,0 +1,88 @@
+"""Priors: samples, log-densities against closed forms, serialization, errors."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import bbh_tf
+
+
+def _normal_pdf(x, sigma):
+    return np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+
+def test_scale_mixture_log_prob_matches_closed_form():
+    prior = bbh_tf.ScaleMixturePrior(pi=0.3, sigma1=1.5, sigma2=0.1)
+    w = np.linspace(-3, 3, 13).astype("float32")
+    expected = np.log(0.3 * _normal_pdf(w, 1.5) + 0.7 * _normal_pdf(w, 0.1))
+    np.testing.assert_allclose(prior.log_prob(w).numpy(), expected, rtol=1e-4)
+
+
+def test_gaussian_log_prob_matches_closed_form():
+    prior = bbh_tf.GaussianPrior(sigma=0.7)
+    w = np.linspace(-2, 2, 9).astype("float32")
+    np.testing.assert_allclose(
+        prior.log_prob(w).numpy(), np.log(_normal_pdf(w, 0.7)), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "prior, std",
+    [
+        (bbh_tf.ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=0.01), math.sqrt(0.5 + 0.5e-4)),
+        (bbh_tf.GaussianPrior(sigma=2.0), 2.0),
+    ],
+)
+def test_samples_have_shape_and_spread(prior, std):
+    samples = prior.sample((200, 500)).numpy()
+    assert samples.shape == (200, 500) and samples.dtype == np.float32
+    assert abs(samples.std() - std) < 0.03 * std
+    assert abs(samples.mean()) < 0.02
+    assert prior.stddev == pytest.approx(std, rel=1e-6)
+
+
+def test_scale_mixture_is_diagonal_and_bimodal_in_scale():
+    prior = bbh_tf.ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=math.exp(-6))
+    samples = np.abs(prior.sample((100000,)).numpy())
+    # About half the mass in the narrow component.
+    assert 0.45 < np.mean(samples < 0.01) < 0.55
+
+
+@pytest.mark.parametrize(
+    "prior", [bbh_tf.ScaleMixturePrior(0.25, 2.0, 0.5), bbh_tf.GaussianPrior(0.3)]
+)
+def test_priors_round_trip_through_keras_serialization(prior):
+    config = keras.saving.serialize_keras_object(prior)
+    assert config["registered_name"].startswith("bbh_tf>")
+    restored = keras.saving.deserialize_keras_object(config)
+    assert restored == prior and restored is not prior
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"pi": 0.0}, "pi"),
+        ({"pi": 1.0}, "pi"),
+        ({"pi": float("nan")}, "pi"),
+        ({"sigma1": 0.0}, "sigma1"),
+        ({"sigma1": -1.0}, "sigma1"),
+        ({"sigma2": float("inf")}, "sigma2"),
+        ({"sigma2": float("nan")}, "sigma2"),
+    ],
+)
+def test_scale_mixture_rejects_bad_parameters(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        bbh_tf.ScaleMixturePrior(**kwargs)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -2.0, float("nan"), float("inf")])
+def test_gaussian_rejects_bad_sigma(sigma):
+    with pytest.raises(ValueError, match="`sigma`"):
+        bbh_tf.GaussianPrior(sigma)
+
+
+def test_prior_rejects_non_numbers():
+    with pytest.raises(TypeError, match="`sigma1`"):
+        bbh_tf.ScaleMixturePrior(sigma1="wide")
