@@ -1,0 +1,231 @@
+"""BayesByHypernet: training through fit, predictive uncertainty, errors."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bbh_tf
+from conftest import blobs, compiled_model, small_classifier
+
+
+def test_fit_lowers_the_loss_and_logs_every_quantity():
+    x, y = blobs()
+    model = compiled_model()
+    history = model.fit(x, y, batch_size=32, epochs=6, verbose=0).history
+    for key in ("loss", "nll", "kl", "discriminator_loss",
+                "discriminator_accuracy", "accuracy"):
+        assert key in history and all(np.isfinite(history[key])), key
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.9
+    # The discriminator loss is a sum of two logistic losses: at most about
+    # 2 ln 2 when it cannot tell the classes apart.
+    assert 0 < history["discriminator_loss"][-1] < 2 * math.log(2) + 0.1
+
+
+def test_loss_is_nll_plus_kl_over_num_examples():
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64, kl_weight=0.5)
+    logs = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    expected = logs["nll"] + 0.5 * logs["kl"] / 64
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_kl_gradient_reaches_only_the_hypernetwork():
+    x, y = blobs(n=32)
+    model = compiled_model(num_examples=32)
+    model.build(x.shape)
+    _, generated = model._split_forward(tf.constant(x), training=True)
+    with tf.GradientTape() as tape:
+        _, generated = model._split_forward(tf.constant(x), training=True)
+        kl = model.kl_estimate(generated)
+    hyper = model.hypernets[0].trainable_variables
+    gradients = tape.gradient(kl, hyper + model.discriminator.trainable_variables)
+    assert all(g is not None for g in gradients[: len(hyper)])
+
+
+def test_one_joint_draw_across_layers_per_weight_sample():
+    model = compiled_model()
+    model.build((None, 6))
+    noise = model._draw_noise(3)
+    generated = model._generate(noise)
+    first, second = model.hyper_layers
+    # The same noise row feeds every layer; only the position codes differ.
+    again = first.generate(noise[id(first.hypernet)])
+    np.testing.assert_allclose(generated[first].numpy(), again.numpy(), rtol=1e-6)
+    assert generated[second].shape[0] == 3
+
+
+def test_discriminator_steps_warmup_and_kl_schedule():
+    x, y = blobs(n=64)
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.0, 10, end_learning_rate=1.0)
+    model = compiled_model(
+        num_examples=64, discriminator_steps=2, discriminator_warmup_steps=5,
+        kl_weight=schedule,
+    )
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    # 5 warm-up updates, then 2 per batch for 2 batches.
+    assert int(model.discriminator_optimizer.iterations) == 5 + 2 * 2
+    assert int(model.optimizer.iterations) == 2
+    # A second fit does not warm up again.
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert int(model.discriminator_optimizer.iterations) == 9 + 4
+
+
+def test_toy_regression_std_grows_away_from_the_data():
+    x, y = bbh_tf.data.toy_regression(n=20, seed=0)
+    hypernet = bbh_tf.HyperNetwork()
+    net = keras.Sequential([
+        keras.Input((1,)),
+        bbh_tf.HyperDense(100, activation="relu", mode="full", hypernet=hypernet),
+        keras.layers.Dense(1),
+    ])
+    model = bbh_tf.BayesByHypernet(net, num_examples=20)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        discriminator_optimizer=keras.optimizers.Adam(1e-3),
+        loss=lambda t, p: 0.5 * tf.reduce_mean(tf.square(t - p), axis=-1) / 9.0,
+    )
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model.fit(data, steps_per_epoch=300, epochs=1, verbose=0)
+    inside = np.linspace(-3, 3, 25, dtype="float32")[:, None]
+    outside = np.concatenate([np.linspace(-7, -6, 5), np.linspace(6, 7, 5)])
+    _, std_in = model.predict_distribution(inside, num_samples=200)
+    _, std_out = model.predict_distribution(outside[:, None].astype("float32"), num_samples=200)
+    assert std_out.mean() > 2 * std_in.mean()
+
+
+def test_predict_distribution_shapes_and_vectorised_draws():
+    x, _ = blobs(n=37)
+    model = compiled_model()
+    mean, std = model.predict_distribution(x, num_samples=20, batch_size=16)
+    assert mean.shape == std.shape == (37, 3)
+    assert mean.dtype == std.dtype == np.float32
+    np.testing.assert_allclose(mean.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(std > 0)
+    samples = model.sample_predictions(x[:5], 7)
+    assert samples.shape == (7, 5, 3)
+    # Distinct draws give distinct outputs for the same example.
+    assert not np.allclose(samples[0].numpy(), samples[1].numpy())
+
+
+def test_predict_distribution_single_draw_has_zero_std():
+    x, _ = blobs(n=8)
+    _, std = compiled_model().predict_distribution(x, num_samples=1)
+    np.testing.assert_array_equal(std, 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"num_samples": 0}, ValueError, "num_samples"),
+        ({"num_samples": 2.5}, TypeError, "num_samples"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_predict_distribution_rejects_bad_arguments(kwargs, error, match):
+    x, _ = blobs(n=4)
+    with pytest.raises(error, match=match):
+        compiled_model().predict_distribution(x, **kwargs)
+
+
+def test_predict_distribution_rejects_bad_inputs():
+    x, _ = blobs(n=4)
+    model = compiled_model()
+    model.build(x.shape)
+    with pytest.raises(ValueError, match=r"`x` must have shape \(n, 6\)"):
+        model.predict_distribution(x[:, :5])
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="`x` contains NaN or infinite"):
+        model.predict_distribution(bad)
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="`x` contains NaN or infinite"):
+        model.predict_distribution(bad)
+    with pytest.raises(ValueError, match="batch axis"):
+        model.predict_distribution(np.zeros(6, "float32"))
+
+
+def test_non_finite_loss_stops_fit_with_a_message():
+    x, y = blobs(n=64)
+    x[10, 0] = np.nan
+    model = compiled_model(num_examples=64)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        model.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=False)
+    assert model.stop_training
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"num_examples": None}, ValueError, "num_examples"),
+        ({"num_examples": 0}, ValueError, "num_examples"),
+        ({"num_weight_samples": 0}, ValueError, "num_weight_samples"),
+        ({"kl_weight": -1.0}, ValueError, "kl_weight"),
+        ({"kl_weight": float("nan")}, ValueError, "kl_weight"),
+        ({"discriminator_steps": 0}, ValueError, "discriminator_steps"),
+        ({"discriminator_warmup_steps": -1}, ValueError, "discriminator_warmup_steps"),
+        ({"prior": "gaussian"}, TypeError, "prior"),
+        ({"discriminator": keras.Sequential()}, TypeError, "discriminator"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(kwargs, error, match):
+    arguments = {"num_examples": 10}
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        bbh_tf.BayesByHypernet(small_classifier(), **arguments)
+
+
+def test_network_must_be_a_layer_with_hyper_layers():
+    with pytest.raises(TypeError, match="network"):
+        bbh_tf.BayesByHypernet("mlp", num_examples=10)
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="no hyper layers"):
+        bbh_tf.BayesByHypernet(plain, num_examples=10).build((None, 3))
+
+
+def test_fit_before_compile_is_a_clear_error():
+    x, y = blobs(n=8)
+    model = bbh_tf.BayesByHypernet(small_classifier(), num_examples=8)
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, y, verbose=0)
+
+
+def test_functional_and_subclassed_inner_networks_train():
+    x, y = blobs(n=64)
+    hypernet = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4)
+    inputs = keras.Input((6,))
+    hidden = bbh_tf.HyperDense(8, activation="relu", hypernet=hypernet)(inputs)
+    functional = keras.Model(
+        inputs, bbh_tf.HyperDense(3, activation="softmax", hypernet=hypernet)(hidden)
+    )
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            shared = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4)
+            self.hidden = bbh_tf.HyperDense(8, activation="relu", hypernet=shared)
+            self.out = bbh_tf.HyperDense(3, activation="softmax", hypernet=shared)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    for network in (functional, Subclassed()):
+        model = compiled_model(network, num_examples=64)
+        history = model.fit(x, y, batch_size=32, epochs=3, verbose=0).history
+        assert history["loss"][-1] < history["loss"][0]
+        assert len(model.hypernets) == 1
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_train_step_with_and_without_xla(jit_compile):
+    x, y = blobs(n=64)
+    model = bbh_tf.BayesByHypernet(small_classifier(), num_examples=64)
+    model.compile(
+        optimizer="adam", discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy", jit_compile=jit_compile,
+    )
+    history = model.fit(x, y, batch_size=30, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["loss"]))
