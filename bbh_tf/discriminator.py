@@ -122,8 +122,9 @@ class Discriminator(keras.Model):
         return tuple(values_shape)
 
     def get_config(self):
+        # The base Layer config (name, trainable, dtype) plus our arguments.
         return {
-            "name": self.name,
+            **keras.layers.Layer.get_config(self),
             "hidden_units": list(self.hidden_units),
             "conditional": self.conditional,
             "activation": keras.activations.serialize(self.activation),

@@ -30,8 +30,12 @@ def _entropy(probs, axis=-1):
 
 def _is_classifier(model):
     layers = getattr(model.network, "layers", None)
-    activation = getattr(layers[-1], "activation", None) if layers else None
-    return activation is keras.activations.softmax
+    if not layers:
+        return False
+    last = layers[-1]
+    return isinstance(last, keras.layers.Softmax) or (
+        getattr(last, "activation", None) is keras.activations.softmax
+    )
 
 
 def export_saved_model(model, path, num_samples=32, classifier=None):

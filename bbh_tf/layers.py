@@ -109,8 +109,10 @@ class HyperDense(HyperLayer):
         activation: Activation function. Default: linear.
         use_bias: Whether the layer adds a bias.
         kernel_initializer, bias_initializer: Initializers of the
-            point-estimate direction ``V`` and bias (``weight_norm`` mode).
-        kernel_regularizer, bias_regularizer: Regularizers of the same.
+            point-estimate direction ``V`` and bias. Used in ``weight_norm``
+            mode only: in ``full`` mode nothing is a point estimate.
+        kernel_regularizer, bias_regularizer: Regularizers of the same
+            (``weight_norm`` mode only).
 
     Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
 

@@ -41,7 +41,12 @@ def _deserialize(value):
 
 
 class _StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf."""
+    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf.
+
+    The batch that produced the loss has been applied by then, so the model's
+    weights may be non-finite; files written earlier (checkpoints) are not
+    touched, since the error comes before the epoch ends.
+    """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -232,6 +237,11 @@ class BayesByHypernet(keras.Model):
         """
         super().compile(optimizer=optimizer, **kwargs)
         self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        if self.discriminator_optimizer is self.optimizer:
+            raise ValueError(
+                "`discriminator_optimizer` must be a different optimizer "
+                "object from `optimizer`: each keeps its own state."
+            )
         self._compile_config.config["discriminator_optimizer"] = (
             self.discriminator_optimizer
         )
@@ -360,6 +370,10 @@ class BayesByHypernet(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not self.built:
+            # Data whose shape fit could not read beforehand (generators,
+            # PyDataset): build on the first trace.
+            self.build(x.shape)
         for _ in range(self.discriminator_steps):
             d_loss, d_accuracy = self._discriminator_update()
         self.discriminator_loss_tracker.update_state(d_loss)
@@ -395,7 +409,7 @@ class BayesByHypernet(keras.Model):
         if self.built:
             self._build_optimizers()
 
-    def warm_up_discriminator(self, steps):
+    def warm_up_discriminator(self, steps, verbose=1):
         """Make ``steps`` discriminator updates without touching the model."""
         steps = _checks.non_negative_int("steps", steps)
         if steps == 0:
@@ -407,7 +421,9 @@ class BayesByHypernet(keras.Model):
             loss, accuracy = strategy.run(self._discriminator_update)
             return strategy.reduce("MEAN", loss, axis=None), accuracy
 
-        progbar = keras.utils.Progbar(steps, unit_name="discriminator step")
+        progbar = keras.utils.Progbar(
+            steps, verbose=verbose, unit_name="discriminator step"
+        )
         for step in range(steps):
             loss, _ = update()
             progbar.update(step + 1, [("discriminator_loss", float(loss))])
@@ -424,7 +440,11 @@ class BayesByHypernet(keras.Model):
                     "Discriminator warm-up needs a built model: build it "
                     "first (`model.build(input_shape)`)."
                 )
-            self.warm_up_discriminator(self.discriminator_warmup_steps)
+            verbose = arguments.get("verbose", "auto")
+            self.warm_up_discriminator(
+                self.discriminator_warmup_steps,
+                verbose=1 if verbose == "auto" else min(int(verbose), 1),
+            )
         callbacks = list(arguments.get("callbacks") or [])
         callbacks.append(_StopOnNonFiniteLoss())
         arguments["callbacks"] = callbacks

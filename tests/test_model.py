@@ -229,3 +229,24 @@ def test_train_step_with_and_without_xla(jit_compile):
     )
     history = model.fit(x, y, batch_size=30, epochs=2, verbose=0).history
     assert np.all(np.isfinite(history["loss"]))
+
+
+def test_fit_builds_from_a_generator_it_cannot_inspect():
+    x, y = blobs(n=64)
+
+    def batches():
+        while True:
+            for start in range(0, 64, 32):
+                yield x[start : start + 32], y[start : start + 32]
+
+    model = compiled_model(num_examples=64)
+    history = model.fit(batches(), steps_per_epoch=2, epochs=2, verbose=0).history
+    assert model.built and np.isfinite(history["loss"]).all()
+    assert int(model.discriminator_optimizer.iterations) == 4
+
+
+def test_one_optimizer_object_for_both_roles_is_refused():
+    model = bbh_tf.BayesByHypernet(small_classifier(), num_examples=10)
+    adam = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="discriminator_optimizer"):
+        model.compile(optimizer=adam, discriminator_optimizer=adam, loss="mse")
