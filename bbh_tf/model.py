@@ -80,7 +80,10 @@ class BayesByHypernet(keras.Model):
             ``keras.optimizers.schedules.LearningRateSchedule`` of the
             model optimizer's step (annealing). Default 1.0.
         discriminator_steps: Discriminator updates per training step.
-            Default 1.
+            Default 1. The discriminator must keep up with the hypernetwork:
+            if the logged ``discriminator_accuracy`` stays near 0.5, the KL
+            term is blind and the posterior can collapse; raise this or the
+            discriminator's learning rate (docs/discriminator.md measures it).
         discriminator_warmup_steps: Extra discriminator updates made once,
             at the start of ``fit``, before the first model update. Default 0.
 

@@ -180,3 +180,20 @@ def test_wrong_input_dimension_is_a_clear_error():
     net = small_classifier(input_dim=6)
     with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 6"):
         net(np.zeros((2, 5), "float32"))
+
+
+def test_import_refuses_a_non_tensorflow_backend(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import bbh_tf"],
+        cwd=tmp_path,
+        env={"KERAS_BACKEND": "jax", "PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "bbh_tf needs Keras 3 on the TensorFlow backend" in result.stderr
