@@ -32,6 +32,7 @@ from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
 from bbh_tf.layers import HyperDense, HyperLayer  # noqa: E402
 from bbh_tf.model import BayesByHypernet  # noqa: E402
+from bbh_tf.predictive import PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "HyperDense",
     "HyperLayer",
     "HyperNetwork",
+    "PredictiveModel",
     "ScaleMixturePrior",
     "data",
     "discriminator_loss",

@@ -14,54 +14,19 @@ The batch is split across the draws (each example meets one weight sample),
 so several draws per step cost about as much as one.
 """
 
-import inspect
-import math
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from bbh_tf import _checks
 from bbh_tf.discriminator import Discriminator, discriminator_loss
 from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
+from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
 
 
-def _scale_for_replicas(value):
-    """Divide a per-replica loss so the summed gradients are a mean."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return value / replicas if replicas > 1 else value
-
-
-def _deserialize(value):
-    if isinstance(value, dict):
-        return keras.saving.deserialize_keras_object(value)
-    return value
-
-
-class _StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf.
-
-    The batch that produced the loss has been applied by then, so the model's
-    weights may be non-finite; files written earlier (checkpoints) are not
-    touched, since the error comes before the epoch ends.
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.model.stop_training = True
-            raise FloatingPointError(
-                f"BayesByHypernet: the training loss became non-finite "
-                f"({float(loss)}) at batch {batch}; training stopped. Check "
-                "the data for NaN/inf values, or lower the learning rate or "
-                "kl_weight."
-            )
-
-
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByHypernet(keras.Model):
+class BayesByHypernet(PredictiveModel):
     """A Bayesian network whose hyper layers share an implicit posterior.
 
     Args:
@@ -116,15 +81,8 @@ class BayesByHypernet(keras.Model):
         discriminator_warmup_steps=0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        network = _deserialize(network)
-        if not isinstance(network, keras.layers.Layer):
-            raise TypeError(
-                "`network` must be a Keras model or layer containing hyper "
-                f"layers, got {type(network).__name__}."
-            )
-        self.network = network
-        prior = ScaleMixturePrior() if prior is None else _deserialize(prior)
+        super().__init__(network, **kwargs)
+        prior = ScaleMixturePrior() if prior is None else deserialize(prior)
         if not (hasattr(prior, "sample") and hasattr(prior, "get_config")):
             raise TypeError(
                 "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
@@ -132,7 +90,7 @@ class BayesByHypernet(keras.Model):
             )
         self.prior = prior
         discriminator = (
-            Discriminator() if discriminator is None else _deserialize(discriminator)
+            Discriminator() if discriminator is None else deserialize(discriminator)
         )
         if not isinstance(discriminator, Discriminator):
             raise TypeError(
@@ -149,7 +107,7 @@ class BayesByHypernet(keras.Model):
         self.num_weight_samples = _checks.positive_int(
             "num_weight_samples", num_weight_samples
         )
-        kl_weight = _deserialize(kl_weight)
+        kl_weight = deserialize(kl_weight)
         if isinstance(kl_weight, keras.optimizers.schedules.LearningRateSchedule):
             self.kl_weight = kl_weight
         else:
@@ -161,7 +119,6 @@ class BayesByHypernet(keras.Model):
             "discriminator_warmup_steps", discriminator_warmup_steps
         )
         self.discriminator_optimizer = None
-        self.input_shape_ = None
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.discriminator_loss_tracker = keras.metrics.Mean(
@@ -189,13 +146,7 @@ class BayesByHypernet(keras.Model):
             unique.setdefault(id(layer.hypernet), layer.hypernet)
         return list(unique.values())
 
-    def build(self, input_shape):
-        if self.built:
-            return
-        input_shape = (None,) + tuple(input_shape)[1:]
-        if not self.network.built:
-            # A symbolic call builds every sub-layer, whatever kind of model.
-            self.network(keras.KerasTensor(input_shape))
+    def _build_extra(self, input_shape):
         hyper_layers = self.hyper_layers
         if not hyper_layers:
             raise ValueError(
@@ -213,15 +164,6 @@ class BayesByHypernet(keras.Model):
             (None, None, max(h.output_dim for h in hypernets)),
             (None, code_dims.pop()),
         )
-        self.input_shape_ = input_shape
-        self.built = True
-
-    def get_build_config(self):
-        return {"input_shape": list(self.input_shape_ or ())}
-
-    def build_from_config(self, config):
-        if config.get("input_shape"):
-            self.build(tuple(config["input_shape"]))
 
     def _build_optimizers(self):
         with self.distribute_strategy.scope():
@@ -250,7 +192,7 @@ class BayesByHypernet(keras.Model):
         )
 
     def compile_from_config(self, config):
-        config = {k: _deserialize(v) for k, v in config.items()}
+        config = {k: deserialize(v) for k, v in config.items()}
         self.compile(**config)
         if self.built:
             # Each optimizer on its own variables, so saved states match.
@@ -277,24 +219,11 @@ class BayesByHypernet(keras.Model):
         outputs, _ = self._run_network(inputs, 1, training=training)
         return outputs
 
-    def sample_predictions(self, inputs, num_samples, noise=None):
-        """Outputs for ``num_samples`` weight draws: ``(num_samples, batch, ...)``.
-
-        All draws run in one vectorised pass over the tiled batch.
-        ``noise`` optionally maps ``id(hypernet)`` to a
-        ``(num_samples, noise_dim)`` tensor (used by the SavedModel export).
-        """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        batch = tf.shape(inputs)[0]
-        multiples = tf.concat(
-            [[num_samples], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0
-        )
-        outputs, _ = self._run_network(
-            tf.tile(inputs, multiples), num_samples, training=False, noise=noise
-        )
-        return tf.reshape(
-            outputs, tf.concat([[num_samples, batch], tf.shape(outputs)[1:]], 0)
-        )
+    def _sample_rows(self, rows, num_draws, noise=None):
+        # ``noise`` optionally maps id(hypernet) to a (num_draws, noise_dim)
+        # tensor: the SavedModel export brings its own.
+        outputs, _ = self._run_network(rows, num_draws, training=False, noise=noise)
+        return outputs
 
     def _split_forward(self, x, training):
         """One pass with the batch split across ``num_weight_samples`` draws."""
@@ -342,7 +271,7 @@ class BayesByHypernet(keras.Model):
                 self._discriminator_logits(from_prior),
             )
             scaled = self.discriminator_optimizer.scale_loss(
-                _scale_for_replicas(loss)
+                scale_for_replicas(loss)
             )
         gradients = tape.gradient(scaled, variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, variables))
@@ -362,7 +291,7 @@ class BayesByHypernet(keras.Model):
         )
         kl = self.kl_estimate(generated)
         kl_term = self._current_kl_weight() * kl / self.num_examples
-        loss = data_loss + _scale_for_replicas(kl_term)
+        loss = data_loss + scale_for_replicas(kl_term)
         return y_pred, loss, data_loss, kl
 
     def _update_trackers(self, loss, data_loss, kl, batch):
@@ -401,16 +330,25 @@ class BayesByHypernet(keras.Model):
         self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _prepare_training(self, x):
+    def _prepare_fit(self, arguments):
         if self.discriminator_optimizer is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
+        super()._prepare_fit(arguments)
         if not self.built:
-            shape = _input_shape_of(x)
-            if shape is not None:
-                with self.distribute_strategy.scope():
-                    self.build(shape)
-        if self.built:
-            self._build_optimizers()
+            if self.discriminator_warmup_steps and self.optimizer.iterations == 0:
+                raise ValueError(
+                    "Discriminator warm-up runs before the first batch, so it "
+                    "needs a built model: call `model.build(input_shape)` "
+                    "first when `x` is a generator."
+                )
+            return  # Built on the first trace of train_step instead.
+        self._build_optimizers()
+        if self.discriminator_warmup_steps and self.optimizer.iterations == 0:
+            verbose = arguments.get("verbose", "auto")
+            self.warm_up_discriminator(
+                self.discriminator_warmup_steps,
+                verbose=1 if verbose == "auto" else min(int(verbose), 1),
+            )
 
     def warm_up_discriminator(self, steps, verbose=1):
         """Make ``steps`` discriminator updates without touching the model."""
@@ -431,84 +369,11 @@ class BayesByHypernet(keras.Model):
             loss, _ = update()
             progbar.update(step + 1, [("discriminator_loss", float(loss))])
 
-    def fit(self, *args, **kwargs):
-        """``keras.Model.fit``, plus the discriminator warm-up and a stop on
-        a non-finite loss. Takes the same arguments."""
-        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
-        arguments = bound.arguments
-        self._prepare_training(arguments.get("x"))
-        if self.discriminator_warmup_steps and self.optimizer.iterations == 0:
-            if not self.built:
-                raise ValueError(
-                    "Discriminator warm-up needs a built model: build it "
-                    "first (`model.build(input_shape)`)."
-                )
-            verbose = arguments.get("verbose", "auto")
-            self.warm_up_discriminator(
-                self.discriminator_warmup_steps,
-                verbose=1 if verbose == "auto" else min(int(verbose), 1),
-            )
-        callbacks = list(arguments.get("callbacks") or [])
-        callbacks.append(_StopOnNonFiniteLoss())
-        arguments["callbacks"] = callbacks
-        arguments.pop("self")
-        return super().fit(**arguments)
-
-    # ------------------------------------------------------------- inference
-    def predict_distribution(self, x, num_samples=100, batch_size=128):
-        """Mean and standard deviation of the outputs over weight draws.
-
-        Args:
-            x: Inputs, an array of shape ``(n,) + input_shape[1:]``, finite.
-            num_samples: Weight draws, >= 1. Default 100.
-            batch_size: Examples per vectorised pass (each pass evaluates
-                ``batch_size * num_samples`` rows). Default 128.
-
-        Returns:
-            ``(mean, std)``: numpy arrays of the output shape, ``(n, ...)``.
-        """
-        num_samples = _checks.positive_int("num_samples", num_samples)
-        batch_size = _checks.positive_int("batch_size", batch_size)
-        x = _validated_inputs(x, self.input_shape_)
-        if not self.built:
-            self.build(x.shape)
-        function = self._predict_functions.get(num_samples)
-        if function is None:
-            function = tf.function(
-                lambda batch: self._moments(batch, num_samples),
-                reduce_retracing=True,
-            )
-            self._predict_functions[num_samples] = function
-        means, stds = [], []
-        for start in range(0, len(x), batch_size):
-            mean, std = function(x[start : start + batch_size])
-            means.append(mean.numpy())
-            stds.append(std.numpy())
-        return np.concatenate(means), np.concatenate(stds)
-
-    @property
-    def _predict_functions(self):
-        # Plain dict outside Keras' attribute tracking.
-        cache = self.__dict__.get("_predict_function_cache")
-        if cache is None:
-            cache = {}
-            self.__dict__["_predict_function_cache"] = cache
-        return cache
-
-    def _moments(self, batch, num_samples):
-        samples = self.sample_predictions(batch, num_samples)
-        mean = tf.reduce_mean(samples, axis=0)
-        std = tf.sqrt(
-            tf.maximum(tf.reduce_mean(tf.square(samples - mean), axis=0), 0.0)
-        )
-        return mean, std
-
     # ---------------------------------------------------------- serialization
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "network": self.network,
                 "prior": self.prior,
                 "discriminator": self.discriminator,
                 "num_examples": self.num_examples,
@@ -520,39 +385,3 @@ class BayesByHypernet(keras.Model):
         )
         return config
 
-
-def _input_shape_of(x):
-    """The input shape of ``fit``'s ``x`` where it can be read off cheaply."""
-    if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
-    shape = getattr(x, "shape", None)
-    return None if shape is None else (None,) + tuple(shape)[1:]
-
-
-def _validated_inputs(x, input_shape):
-    """``x`` as a float32 array, or a ValueError naming what is wrong."""
-    try:
-        x = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"`x` must be a numeric array, got {type(x).__name__}: {error}"
-        ) from None
-    if x.ndim < 2:
-        raise ValueError(
-            f"`x` must have shape (n, ...) with a batch axis, got {x.shape}."
-        )
-    if input_shape is not None:
-        expected = tuple(input_shape)[1:]
-        actual = x.shape[1:]
-        if len(expected) != len(actual) or any(
-            e is not None and e != a for e, a in zip(expected, actual)
-        ):
-            raise ValueError(
-                f"`x` must have shape (n, {', '.join(map(str, expected))}) "
-                f"to match the model's input, got {x.shape}."
-            )
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`x` contains NaN or infinite values.")
-    return x

@@ -1,0 +1,232 @@
+"""``PredictiveModel``: a Keras network with Monte Carlo predictions.
+
+The common base of ``BayesByHypernet`` and the baselines: it wraps a Keras
+network, builds from an input shape (recorded so ``.keras`` files rebuild on
+load), gives ``predict_distribution`` (mean and std over weight draws,
+vectorised by tiling the batch once per draw) and stops ``fit`` with a clear
+error on a non-finite loss.
+"""
+
+import inspect
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bbh_tf import _checks
+
+
+def scale_for_replicas(value):
+    """Divide a per-replica loss so the summed gradients are a mean."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / replicas if replicas > 1 else value
+
+
+def deserialize(value):
+    """A Keras object from its serialized config, or ``value`` unchanged."""
+    if isinstance(value, dict):
+        return keras.saving.deserialize_keras_object(value)
+    return value
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf.
+
+    The batch that produced the loss has been applied by then, so the model's
+    weights may be non-finite; files written earlier (checkpoints) are not
+    touched, since the error comes before the epoch ends.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f"{type(self.model).__name__}: the training loss became "
+                f"non-finite ({float(loss)}) at batch {batch}; training "
+                "stopped. Check the data for NaN/inf values, or lower the "
+                "learning rate or kl_weight."
+            )
+
+
+class PredictiveModel(keras.Model):
+    """Base class: wraps ``network`` and predicts by Monte Carlo.
+
+    Subclasses say how one pass over rows laid out as ``num_draws`` equal,
+    contiguous groups is computed (``_sample_rows``), and may add state in
+    ``_build_extra``.
+
+    Args:
+        network: A Keras model or layer with one input.
+    """
+
+    def __init__(self, network, **kwargs):
+        super().__init__(**kwargs)
+        network = deserialize(network)
+        if not isinstance(network, keras.layers.Layer):
+            raise TypeError(
+                "`network` must be a Keras model or layer, got "
+                f"{type(network).__name__}."
+            )
+        self.network = network
+        self.input_shape_ = None
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        if self.built:
+            return
+        input_shape = (None,) + tuple(input_shape)[1:]
+        if not self.network.built:
+            # A symbolic call builds every sub-layer, whatever kind of model.
+            self.network(keras.KerasTensor(input_shape))
+        self._build_extra(input_shape)
+        self.input_shape_ = input_shape
+        self.built = True
+
+    def _build_extra(self, input_shape):
+        """Build what the subclass adds to the network."""
+
+    def get_build_config(self):
+        return {"input_shape": list(self.input_shape_ or ())}
+
+    def build_from_config(self, config):
+        if config.get("input_shape"):
+            self.build(tuple(config["input_shape"]))
+
+    # -------------------------------------------------------------- forward
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    def _sample_rows(self, rows, num_draws, **kwargs):
+        """Outputs for ``rows`` laid out as ``num_draws`` equal groups."""
+        return self.network(rows, training=False)
+
+    def sample_predictions(self, inputs, num_samples, **kwargs):
+        """Outputs for ``num_samples`` draws: ``(num_samples, batch, ...)``.
+
+        All draws run in one vectorised pass over the batch tiled
+        ``num_samples`` times.
+        """
+        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        batch = tf.shape(inputs)[0]
+        multiples = tf.concat(
+            [[num_samples], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0
+        )
+        outputs = self._sample_rows(tf.tile(inputs, multiples), num_samples, **kwargs)
+        return tf.reshape(
+            outputs, tf.concat([[num_samples, batch], tf.shape(outputs)[1:]], 0)
+        )
+
+    # ------------------------------------------------------------ inference
+    def predict_distribution(self, x, num_samples=100, batch_size=128):
+        """Mean and standard deviation of the outputs over weight draws.
+
+        Args:
+            x: Inputs, an array of shape ``(n,) + input_shape[1:]``, finite.
+            num_samples: Weight draws, >= 1. Default 100.
+            batch_size: Examples per vectorised pass (each pass evaluates
+                ``batch_size * num_samples`` rows). Default 128.
+
+        Returns:
+            ``(mean, std)``: numpy float32 arrays of the output shape,
+            ``(n, ...)``.
+        """
+        num_samples = _checks.positive_int("num_samples", num_samples)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        x = validated_inputs(x, self.input_shape_)
+        if not self.built:
+            self.build(x.shape)
+        function = self._predict_functions.get(num_samples)
+        if function is None:
+            function = tf.function(
+                lambda batch: self._moments(batch, num_samples),
+                reduce_retracing=True,
+            )
+            self._predict_functions[num_samples] = function
+        means, stds = [], []
+        for start in range(0, len(x), batch_size):
+            mean, std = function(x[start : start + batch_size])
+            means.append(mean.numpy())
+            stds.append(std.numpy())
+        return np.concatenate(means), np.concatenate(stds)
+
+    @property
+    def _predict_functions(self):
+        # A plain dict kept out of Keras' attribute tracking.
+        cache = self.__dict__.get("_predict_function_cache")
+        if cache is None:
+            cache = {}
+            self.__dict__["_predict_function_cache"] = cache
+        return cache
+
+    def _moments(self, batch, num_samples):
+        samples = self.sample_predictions(batch, num_samples)
+        mean = tf.reduce_mean(samples, axis=0)
+        std = tf.sqrt(tf.reduce_mean(tf.square(samples - mean), axis=0))
+        return mean, std
+
+    # -------------------------------------------------------------- training
+    def _prepare_fit(self, arguments):
+        """Build before ``fit`` where the data's shape can be read off."""
+        if not self.built:
+            shape = input_shape_of(arguments.get("x"))
+            if shape is not None:
+                with self.distribute_strategy.scope():
+                    self.build(shape)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, stopping with an error on a non-finite loss.
+
+        Takes the same arguments.
+        """
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        arguments.pop("self")
+        self._prepare_fit(arguments)
+        arguments["callbacks"] = list(arguments.get("callbacks") or []) + [
+            StopOnNonFiniteLoss()
+        ]
+        return super().fit(**arguments)
+
+    def get_config(self):
+        config = super().get_config()
+        config["network"] = self.network
+        return config
+
+
+def input_shape_of(x):
+    """The input shape of ``fit``'s ``x`` where it can be read off cheaply."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
+    shape = getattr(x, "shape", None)
+    return None if shape is None else (None,) + tuple(shape)[1:]
+
+
+def validated_inputs(x, input_shape):
+    """``x`` as a float32 array, or an error naming what is wrong."""
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`x` must be a numeric array, got {type(x).__name__}: {error}"
+        ) from None
+    if x.ndim < 2:
+        raise ValueError(
+            f"`x` must have shape (n, ...) with a batch axis, got {x.shape}."
+        )
+    if input_shape is not None:
+        expected = tuple(input_shape)[1:]
+        actual = x.shape[1:]
+        if len(expected) != len(actual) or any(
+            e is not None and e != a for e, a in zip(expected, actual)
+        ):
+            raise ValueError(
+                f"`x` must have shape (n, {', '.join(map(str, expected))}) "
+                f"to match the model's input, got {x.shape}."
+            )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`x` contains NaN or infinite values.")
+    return x
