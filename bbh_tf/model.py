@@ -14,7 +14,10 @@ The batch is split across the draws (each example meets one weight sample),
 so several draws per step cost about as much as one.
 """
 
+import collections
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bbh_tf import _checks
@@ -23,6 +26,15 @@ from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
 from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
+
+
+class _Group(
+    collections.namedtuple("_Group", ["hypernet", "layers", "chunks", "used"])
+):
+    """Hyper layers sharing one hypernetwork (see BayesByHypernet._groups)."""
+
+    def codes(self):
+        return tf.concat([layer.position_codes for layer in self.layers], axis=0)
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
@@ -202,16 +214,49 @@ class BayesByHypernet(PredictiveModel):
     def _draw_noise(self, num_draws):
         return {id(h): h.sample_noise(num_draws) for h in self.hypernets}
 
+    @property
+    def _groups(self):
+        """Hyper layers grouped by hypernetwork, for one call per group.
+
+        Each group holds its layers, their chunk counts and the flat indices
+        of the values they use (the rest of each last chunk is sliced away).
+        Kept out of Keras' attribute tracking; valid once built.
+        """
+        groups = self.__dict__.get("_group_cache")
+        if groups is None:
+            by_hypernet = {}
+            for layer in self.hyper_layers:
+                by_hypernet.setdefault(id(layer.hypernet), []).append(layer)
+            groups = []
+            for layers in by_hypernet.values():
+                width = layers[0].hypernet.output_dim
+                chunks = [int(layer.position_codes.shape[0]) for layer in layers]
+                starts = np.cumsum([0] + chunks[:-1]) * width
+                used = np.concatenate(
+                    [start + np.arange(layer.num_generated)
+                     for start, layer in zip(starts, layers)]
+                ).astype("int32")
+                groups.append(_Group(layers[0].hypernet, layers, chunks, used))
+            self.__dict__["_group_cache"] = groups
+        return groups
+
     def _generate(self, noise):
-        return {
-            layer: layer.generate(noise[id(layer.hypernet)])
-            for layer in self.hyper_layers
-        }
+        """Raw hypernetwork output per group: ``(draws, chunks, output_dim)``.
+
+        All layers sharing a hypernetwork are generated in one call.
+        """
+        return [
+            group.hypernet(noise[id(group.hypernet)], group.codes())
+            for group in self._groups
+        ]
 
     def _run_network(self, rows, num_draws, training=None, noise=None):
         """Network output for ``rows`` laid out as ``num_draws`` equal groups."""
         generated = self._generate(noise or self._draw_noise(num_draws))
-        with injected_values(generated):
+        per_layer = {}
+        for group, raw in zip(self._groups, generated):
+            per_layer.update(zip(group.layers, tf.split(raw, group.chunks, axis=1)))
+        with injected_values(per_layer):
             outputs = self.network(rows, training=training)
         return outputs, generated
 
@@ -237,14 +282,13 @@ class BayesByHypernet(PredictiveModel):
 
     # ------------------------------------------------------------ KL machinery
     def _discriminator_logits(self, generated):
-        """Logits of every generated value, ``(draws, total_values)``."""
+        """Logits of every used generated value, ``(draws, total_values)``."""
         logits = []
-        for layer, raw in generated.items():
+        for group, raw in zip(self._groups, generated):
             flat = tf.reshape(
-                self.discriminator(raw, layer.position_codes),
-                (tf.shape(raw)[0], -1),
+                self.discriminator(raw, group.codes()), (tf.shape(raw)[0], -1)
             )
-            logits.append(flat[:, : layer.num_generated])
+            logits.append(tf.gather(flat, group.used, axis=1))
         return tf.concat(logits, axis=1)
 
     def kl_estimate(self, generated):
@@ -254,16 +298,13 @@ class BayesByHypernet(PredictiveModel):
         )
 
     def _discriminator_update(self):
-        generated = {
-            layer: tf.stop_gradient(raw)
-            for layer, raw in self._generate(
-                self._draw_noise(self.num_weight_samples)
-            ).items()
-        }
-        from_prior = {
-            layer: self.prior.sample(tf.shape(raw), dtype=raw.dtype)
-            for layer, raw in generated.items()
-        }
+        generated = [
+            tf.stop_gradient(raw)
+            for raw in self._generate(self._draw_noise(self.num_weight_samples))
+        ]
+        from_prior = [
+            self.prior.sample(tf.shape(raw), dtype=raw.dtype) for raw in generated
+        ]
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             loss, accuracy = discriminator_loss(
