@@ -103,16 +103,36 @@ class Discriminator(keras.Model):
         self.built = True
 
     def call(self, values, codes=None):
-        # First layer factorised as value * a + position(c, o) + b: the
-        # position term is computed once per position, not once per draw.
+        shape = tf.shape(values)
+        flat = tf.reshape(values, (shape[0], -1))
+        features = self.position_features(codes, shape[-1])
+        return tf.reshape(self.score(flat, features), shape)
+
+    def position_features(self, codes, output_dim):
+        """First-layer contribution of every position, ``(chunks * output_dim,
+        hidden)`` in chunk-major order; None for the pooled form.
+
+        Depends on the positions only, so callers scoring many draws (or
+        generated and prior values alike) compute it once.
+        """
+        if not self.conditional:
+            return None
+        position = tf.nn.relu(
+            tf.matmul(codes, self.code_kernel)[:, None, :]
+            + self.offset_embedding[None, :output_dim]
+        )
+        return tf.reshape(
+            self.position_layer(position), (-1, self.hidden_units[0])
+        )
+
+    def score(self, values, features=None):
+        """Logits of ``values`` ``(draws, n)`` at positions whose
+        :meth:`position_features` are ``features`` ``(n, hidden)``."""
+        # First layer factorised as value * a + position + b: the position
+        # term is computed once per position, not once per draw.
         hidden = values[..., None] * self.value_kernel + self.first_bias
-        if self.conditional:
-            output_dim = tf.shape(values)[-1]
-            position = tf.nn.relu(
-                tf.matmul(codes, self.code_kernel)[:, None, :]
-                + self.offset_embedding[None, :output_dim]
-            )
-            hidden += self.position_layer(position)[None]
+        if features is not None:
+            hidden += features[None]
         hidden = self.activation(hidden)
         for layer in self.hidden_layers:
             hidden = layer(hidden)

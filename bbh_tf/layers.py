@@ -19,6 +19,7 @@ from bbh_tf import _checks
 from bbh_tf.hypernet import HyperNetwork, injected_values_for
 
 _MODES = ("weight_norm", "full")
+_NORM_EPSILON = 1e-12
 
 
 class HyperLayer(keras.layers.Layer):
@@ -198,11 +199,15 @@ class HyperDense(HyperLayer):
             if self.use_bias:
                 outputs += values[:, None, split:]
         else:
-            # The product with the unit-norm directions does not depend on
-            # the draw: compute it once, then scale per draw.
-            direction = tf.math.l2_normalize(self.direction, axis=0)
-            outputs = _split_draws(tf.matmul(inputs, direction), num_draws)
-            outputs *= values[:, None, :]
+            # x @ (V / ||V||) == (x @ V) / ||V||: scaling the (batch, units)
+            # product is much cheaper than normalising the (input, units)
+            # kernel and back-propagating through it. The product does not
+            # depend on the draw: compute it once, then scale per draw.
+            norm = tf.sqrt(
+                tf.reduce_sum(tf.square(self.direction), axis=0) + _NORM_EPSILON
+            )
+            outputs = _split_draws(tf.matmul(inputs, self.direction), num_draws)
+            outputs *= (values / norm)[:, None, :]
             if self.use_bias:
                 outputs += self.bias
         outputs = tf.reshape(outputs, output_shape)

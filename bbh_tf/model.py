@@ -281,36 +281,56 @@ class BayesByHypernet(PredictiveModel):
         return outputs[:batch], generated
 
     # ------------------------------------------------------------ KL machinery
-    def _discriminator_logits(self, generated):
-        """Logits of every used generated value, ``(draws, total_values)``."""
-        logits = []
-        for group, raw in zip(self._groups, generated):
-            flat = tf.reshape(
-                self.discriminator(raw, group.codes()), (tf.shape(raw)[0], -1)
+    def _used_values(self, generated):
+        """The values the layers use, per group: ``(draws, n_group)``."""
+        return [
+            tf.gather(tf.reshape(raw, (tf.shape(raw)[0], -1)), group.used, axis=1)
+            for group, raw in zip(self._groups, generated)
+        ]
+
+    def _position_features(self):
+        """The discriminator's position term of every used value, per group."""
+        features = []
+        for group in self._groups:
+            all_positions = self.discriminator.position_features(
+                group.codes(), group.hypernet.output_dim
             )
-            logits.append(tf.gather(flat, group.used, axis=1))
-        return tf.concat(logits, axis=1)
+            features.append(
+                None if all_positions is None
+                else tf.gather(all_positions, group.used)
+            )
+        return features
+
+    def _discriminator_logits(self, values, features):
+        """Logits of used values (per group), ``(draws, total_values)``."""
+        return tf.concat(
+            [self.discriminator.score(v, f) for v, f in zip(values, features)],
+            axis=1,
+        )
 
     def kl_estimate(self, generated):
         """``E_q[sum_i T(w_i)]``, the estimate of ``KL(q || p)`` in nats."""
-        return tf.reduce_mean(
-            tf.reduce_sum(self._discriminator_logits(generated), axis=1)
+        logits = self._discriminator_logits(
+            self._used_values(generated), self._position_features()
         )
+        return tf.reduce_mean(tf.reduce_sum(logits, axis=1))
 
     def _discriminator_update(self):
-        generated = [
-            tf.stop_gradient(raw)
-            for raw in self._generate(self._draw_noise(self.num_weight_samples))
-        ]
-        from_prior = [
-            self.prior.sample(tf.shape(raw), dtype=raw.dtype) for raw in generated
+        draws = self.num_weight_samples
+        generated = self._used_values(self._generate(self._draw_noise(draws)))
+        # Generated (first half of the draws axis) and prior samples scored
+        # in one pass; no gradient reaches the hypernetwork.
+        both = [
+            tf.concat(
+                [tf.stop_gradient(g), self.prior.sample(tf.shape(g), dtype=g.dtype)],
+                axis=0,
+            )
+            for g in generated
         ]
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            loss, accuracy = discriminator_loss(
-                self._discriminator_logits(generated),
-                self._discriminator_logits(from_prior),
-            )
+            logits = self._discriminator_logits(both, self._position_features())
+            loss, accuracy = discriminator_loss(logits[:draws], logits[draws:])
             scaled = self.discriminator_optimizer.scale_loss(
                 scale_for_replicas(loss)
             )
@@ -341,12 +361,15 @@ class BayesByHypernet(PredictiveModel):
         self.nll_tracker.update_state(data_loss * unscale, sample_weight=batch)
         self.kl_tracker.update_state(kl)
 
+    def _build_on_first_trace(self, x):
+        # Data whose shape fit could not read beforehand (generators,
+        # PyDataset), or evaluate before any fit: build on the first trace.
+        if not self.built:
+            self.build(x.shape)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if not self.built:
-            # Data whose shape fit could not read beforehand (generators,
-            # PyDataset): build on the first trace.
-            self.build(x.shape)
+        self._build_on_first_trace(x)
         for _ in range(self.discriminator_steps):
             d_loss, d_accuracy = self._discriminator_update()
         self.discriminator_loss_tracker.update_state(d_loss)
@@ -365,6 +388,7 @@ class BayesByHypernet(PredictiveModel):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on_first_trace(x)
         y_pred, loss, data_loss, kl = self._step_losses(
             x, y, sample_weight, training=False
         )
