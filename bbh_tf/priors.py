@@ -88,6 +88,17 @@ class ScaleMixturePrior(_DiagonalPrior):
             ),
         )
 
+    def sample(self, shape, dtype="float32"):
+        # Same distribution as ``distribution().sample(shape)``: pick each
+        # value's component, then scale a standard normal. Three ops instead
+        # of TFP's mixture sampler, which draws from both components; this
+        # runs on every discriminator step.
+        wide = tf.random.uniform(shape, dtype=dtype) < self.pi
+        scale = tf.where(
+            wide, tf.constant(self.sigma1, dtype), tf.constant(self.sigma2, dtype)
+        )
+        return scale * tf.random.normal(shape, dtype=dtype)
+
     def get_config(self):
         return {"pi": self.pi, "sigma1": self.sigma1, "sigma2": self.sigma2}
 

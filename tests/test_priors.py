@@ -86,3 +86,16 @@ def test_gaussian_rejects_bad_sigma(sigma):
 def test_prior_rejects_non_numbers():
     with pytest.raises(TypeError, match="`sigma1`"):
         bbh_tf.ScaleMixturePrior(sigma1="wide")
+
+
+def test_scale_mixture_samples_follow_its_tfp_distribution():
+    prior = bbh_tf.ScaleMixturePrior(pi=0.3, sigma1=2.0, sigma2=0.05)
+    ours = np.sort(prior.sample((50000,)).numpy())
+    reference = np.sort(prior.distribution().sample(50000).numpy())
+    # Two-sample Kolmogorov-Smirnov statistic on a common grid.
+    grid = np.linspace(-6, 6, 2001)
+    gap = np.abs(
+        np.searchsorted(ours, grid) - np.searchsorted(reference, grid)
+    ).max() / 50000
+    assert gap < 0.015
+    assert np.mean(np.abs(ours) < 0.1) == pytest.approx(0.7 * 0.954 + 0.3 * 0.04, abs=0.01)
