@@ -3,7 +3,9 @@
 Bayesian neural networks with implicit weight posteriors: hyper layers
 (``HyperDense``) draw their weights from a shared ``HyperNetwork``;
 ``BayesByHypernet`` trains them by prior-contrastive adversarial variational
-inference against a ``Discriminator`` and a diagonal prior.
+inference against a ``Discriminator`` and a diagonal prior. The baselines
+``MaximumLikelihood``, ``MCDropout`` and ``BayesByBackprop`` share its
+interface (``fit``, ``predict_distribution``).
 """
 
 import os as _os
@@ -27,6 +29,12 @@ if _keras.backend.backend() != "tensorflow":
     )
 
 from bbh_tf import data  # noqa: E402
+from bbh_tf.baselines import (  # noqa: E402
+    BayesByBackprop,
+    BayesByBackpropDense,
+    MaximumLikelihood,
+    MCDropout,
+)
 from bbh_tf.discriminator import Discriminator, discriminator_loss  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
@@ -38,12 +46,16 @@ from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesByBackprop",
+    "BayesByBackpropDense",
     "BayesByHypernet",
     "Discriminator",
     "GaussianPrior",
     "HyperDense",
     "HyperLayer",
     "HyperNetwork",
+    "MCDropout",
+    "MaximumLikelihood",
     "PredictiveModel",
     "ScaleMixturePrior",
     "data",

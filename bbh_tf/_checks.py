@@ -46,6 +46,15 @@ def non_negative_float(name, value):
     return float(value)
 
 
+def finite_float(name, value):
+    """Return ``value`` as a float, or raise if it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a finite number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value}.")
+    return float(value)
+
+
 def open_unit_float(name, value):
     """Return ``value`` as a float, or raise if it is not in (0, 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

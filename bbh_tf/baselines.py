@@ -1,0 +1,472 @@
+"""Baselines to compare Bayes by Hypernet against, on the same interface.
+
+Every baseline is a :class:`PredictiveModel` wrapping a Keras network, so
+``fit``, ``evaluate``, ``predict`` and ``predict_distribution`` work the same
+way for all methods:
+
+* :class:`MaximumLikelihood`: the plain network, trained by Keras' own
+  ``train_step``; its predictive standard deviation is exactly zero.
+* :class:`MCDropout`: MC dropout (Gal & Ghahramani, 2016): the network's
+  ``Dropout`` layers stay on at prediction time.
+* :class:`BayesByBackprop` with :class:`BayesByBackpropDense` layers:
+  mean-field Gaussian variational inference (Blundell et al., 2015), with the
+  local reparameterisation trick in the forward pass and the Monte Carlo KL
+  of the paper in the loss.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from bbh_tf import _checks
+from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
+from bbh_tf.priors import ScaleMixturePrior
+
+tfd = tfp.distributions
+
+# Added to the pre-activation variance before the square root, so its
+# gradient stays finite where the variance is zero (all-zero inputs without
+# a bias).
+_VARIANCE_EPSILON = 1e-12
+
+# Layers that are random under ``training=True``: what MC dropout samples.
+_DROPOUT_LAYERS = (
+    keras.layers.Dropout,  # SpatialDropout1D/2D/3D subclass it.
+    keras.layers.AlphaDropout,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+)
+
+
+# ---------------------------------------------------------------------------
+# Maximum likelihood
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class MaximumLikelihood(PredictiveModel):
+    """A deterministic network: maximum-likelihood (or MAP) training.
+
+    Training is Keras' standard ``train_step`` with the compiled loss (add
+    ``kernel_regularizer`` to the network's layers for MAP / weight decay).
+    Dropout layers in the network act as regularizers during training only.
+
+    ``predict_distribution`` returns the network's prediction (dropout off)
+    as the mean and a standard deviation of exactly 0: the network is run
+    once per batch, not once per draw.
+
+    Args:
+        network: A Keras model or layer with one input.
+
+    Example:
+
+    >>> net = keras.Sequential([keras.Input((784,)),
+    ...     keras.layers.Dense(800, activation="relu"),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> model = bbh_tf.MaximumLikelihood(net)
+    >>> model.compile(optimizer="adam",
+    ...               loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> model.fit(x, y, batch_size=128, epochs=5)
+    >>> mean, std = model.predict_distribution(x_test)   # std == 0
+    """
+
+    def sample_predictions(self, inputs, num_samples, **kwargs):
+        """The deterministic output repeated: ``(num_samples, batch, ...)``.
+
+        The network runs once; the draws are a broadcast of its output.
+        """
+        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        outputs = self.network(inputs, training=False)
+        shape = tf.concat([[num_samples], tf.shape(outputs)], axis=0)
+        return tf.broadcast_to(outputs[None], shape)
+
+    def _moments(self, batch, num_samples):
+        outputs = self.network(batch, training=False)
+        return outputs, tf.zeros_like(outputs)
+
+
+# ---------------------------------------------------------------------------
+# MC dropout
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class MCDropout(PredictiveModel):
+    """MC dropout: the network's dropout stays on at prediction time.
+
+    The network holds ordinary ``keras.layers.Dropout(rate)`` layers (or
+    ``SpatialDropout*``, ``AlphaDropout``, ``GaussianDropout``,
+    ``GaussianNoise``); the dropout rate is those layers' ``rate`` argument.
+    Training is Keras' standard ``train_step``.
+
+    ``predict_distribution`` runs the network with ``training=True`` on the
+    batch tiled once per draw, so every tiled row gets its own dropout mask:
+    one vectorised pass gives all Monte Carlo samples. Calling the model, and
+    so Keras' ``predict`` and ``evaluate``, stays deterministic (dropout off).
+
+    ``training=True`` also switches ``BatchNormalization`` layers to the
+    statistics of the (tiled) prediction batch, so predictions then depend on
+    which examples share a batch. Their moving averages are restored after
+    each pass: predicting never changes the model.
+
+    Args:
+        network: A Keras model or layer with one input, containing at least
+            one dropout layer.
+
+    Example:
+
+    >>> net = keras.Sequential([keras.Input((784,)),
+    ...     keras.layers.Dense(800, activation="relu"),
+    ...     keras.layers.Dropout(0.5),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> model = bbh_tf.MCDropout(net)
+    >>> model.compile(optimizer="adam",
+    ...               loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> model.fit(x, y, batch_size=128, epochs=5)
+    >>> mean, std = model.predict_distribution(x_test, num_samples=100)
+    """
+
+    @property
+    def dropout_layers(self):
+        """The layers of ``network`` that are random in training mode."""
+        return [
+            layer
+            for layer in self.network._flatten_layers(include_self=True)
+            if isinstance(layer, _DROPOUT_LAYERS)
+        ]
+
+    def _build_extra(self, input_shape):
+        if not self.dropout_layers:
+            raise ValueError(
+                "`network` contains no dropout layers (keras.layers.Dropout, "
+                "...): MC dropout would predict with a standard deviation of "
+                "0. Add Dropout layers, or use MaximumLikelihood."
+            )
+
+    def _sample_rows(self, rows, num_draws, **kwargs):
+        statistics = [
+            variable
+            for layer in self.network._flatten_layers(include_self=True)
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for variable in layer.non_trainable_variables
+        ]
+        saved = [tf.identity(variable.value) for variable in statistics]
+        outputs = self.network(rows, training=True)
+        for variable, value in zip(statistics, saved):
+            variable.assign(value)
+        return outputs
+
+
+# ---------------------------------------------------------------------------
+# Bayes by Backprop
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class BayesByBackpropDense(keras.layers.Layer):
+    """Dense layer with a mean-field Gaussian posterior (Bayes by Backprop).
+
+    Every kernel and bias entry has its own ``N(mu, sigma^2)`` posterior with
+    ``sigma = softplus(rho)``; ``mu`` and ``rho`` are trained.
+
+    ``call`` samples with the local reparameterisation trick (Kingma et al.,
+    2015): the pre-activation of each row is drawn from
+    ``N(x @ mu_W + mu_b, x^2 @ sigma_W^2 + sigma_b^2)``, which is the exact
+    distribution of ``x @ W + b`` under the posterior. Every row therefore
+    gets an independent weight sample, in one vectorised pass, whatever
+    ``training`` is.
+
+    :meth:`monte_carlo_kl` gives the KL term of the loss;
+    :class:`BayesByBackprop` adds it.
+
+    Args:
+        units: Number of output units, >= 1.
+        activation: Activation function. Default: linear.
+        use_bias: Whether the layer adds a (random) bias. Default True.
+        prior: Diagonal prior on every kernel and bias entry, a bbh_tf prior.
+            Default ``ScaleMixturePrior()`` (pi=0.5, sigma1=1, sigma2=e^-6).
+        kernel_mean_initializer: Initializer of the kernel means ``mu_W``.
+            Default ``"glorot_uniform"``; bias means start at 0.
+        init_rho: Initial ``rho`` of every kernel and bias entry, a finite
+            number: the posterior starts with ``sigma = softplus(init_rho)``.
+            Default -5.0 (``sigma`` about 0.0067).
+        seed: Optional int seed of the layer's noise generator.
+
+    Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
+
+    Example:
+
+    >>> net = keras.Sequential([keras.Input((784,)),
+    ...     bbh_tf.BayesByBackpropDense(400, activation="relu"),
+    ...     bbh_tf.BayesByBackpropDense(10, activation="softmax")])
+    >>> net(x).shape         # an independent weight sample per row
+    (batch, 10)
+    >>> net.layers[0].monte_carlo_kl()   # scalar: log q(w) - log p(w)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        prior=None,
+        kernel_mean_initializer="glorot_uniform",
+        init_rho=-5.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = _checks.positive_int("units", units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        prior = ScaleMixturePrior() if prior is None else deserialize(prior)
+        if not (hasattr(prior, "log_prob") and hasattr(prior, "get_config")):
+            raise TypeError(
+                "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
+                f"GaussianPrior, got {type(prior).__name__}."
+            )
+        self.prior = prior
+        self.kernel_mean_initializer = keras.initializers.get(
+            kernel_mean_initializer
+        )
+        self.init_rho = _checks.finite_float("init_rho", init_rho)
+        if seed is not None:
+            seed = _checks.non_negative_int("seed", seed)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                f"{self.name}: the last dimension of the input must be known, "
+                f"got input shape {input_shape}."
+            )
+        self.input_dim = int(input_dim)
+        rho_initializer = keras.initializers.Constant(self.init_rho)
+        self.kernel_mu = self.add_weight(
+            name="kernel_mu",
+            shape=(self.input_dim, self.units),
+            initializer=self.kernel_mean_initializer,
+        )
+        self.kernel_rho = self.add_weight(
+            name="kernel_rho",
+            shape=(self.input_dim, self.units),
+            initializer=rho_initializer,
+        )
+        if self.use_bias:
+            self.bias_mu = self.add_weight(
+                name="bias_mu", shape=(self.units,), initializer="zeros"
+            )
+            self.bias_rho = self.add_weight(
+                name="bias_rho", shape=(self.units,), initializer=rho_initializer
+            )
+        self.input_spec = keras.layers.InputSpec(
+            min_ndim=2, axes={-1: self.input_dim}
+        )
+
+    @property
+    def kernel_sigma(self):
+        """Posterior standard deviations of the kernel, ``softplus(rho)``."""
+        return tf.nn.softplus(self.kernel_rho)
+
+    @property
+    def bias_sigma(self):
+        """Posterior standard deviations of the bias (None without bias)."""
+        return tf.nn.softplus(self.bias_rho) if self.use_bias else None
+
+    def _posterior_parameters(self):
+        """``(mu, rho)`` pairs of the kernel and, if any, the bias."""
+        pairs = [(self.kernel_mu, self.kernel_rho)]
+        if self.use_bias:
+            pairs.append((self.bias_mu, self.bias_rho))
+        return pairs
+
+    def call(self, inputs):
+        mean = keras.ops.matmul(inputs, self.kernel_mu)
+        variance = keras.ops.matmul(
+            keras.ops.square(inputs),
+            keras.ops.square(tf.nn.softplus(self.kernel_rho)),
+        )
+        if self.use_bias:
+            mean = mean + self.bias_mu
+            variance = variance + keras.ops.square(tf.nn.softplus(self.bias_rho))
+        noise = keras.random.normal(
+            keras.ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
+        )
+        outputs = mean + keras.ops.sqrt(variance + _VARIANCE_EPSILON) * noise
+        return self.activation(outputs)
+
+    def monte_carlo_kl(self):
+        """One-sample estimate of ``KL(q || p)`` for this layer, in nats.
+
+        Draws one weight sample ``w = mu + sigma * eps`` of the kernel and
+        bias (reparameterised, so gradients reach ``mu`` and ``rho``) and
+        returns ``sum(log q(w) - log p(w))``: the Monte Carlo KL of Blundell
+        et al. (2015), unbiased, and exact in expectation for any prior.
+        """
+        if not self.built:
+            raise RuntimeError(
+                f"{self.name}: build the layer (call it once) before asking "
+                "for its KL term."
+            )
+        total = 0.0
+        for mu, rho in self._posterior_parameters():
+            mu = tf.convert_to_tensor(mu)
+            sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
+            eps = keras.random.normal(
+                tf.shape(mu), dtype=mu.dtype, seed=self.seed_generator
+            )
+            weights = mu + sigma * eps
+            log_q = tfd.Normal(loc=mu, scale=sigma).log_prob(weights)
+            log_p = self.prior.log_prob(weights)
+            total += tf.reduce_sum(log_q - log_p)
+        return total
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "prior": keras.saving.serialize_keras_object(self.prior),
+                "kernel_mean_initializer": keras.initializers.serialize(
+                    self.kernel_mean_initializer
+                ),
+                "init_rho": self.init_rho,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["prior"] = deserialize(config.get("prior"))
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class BayesByBackprop(PredictiveModel):
+    """Bayes by Backprop: mean-field Gaussian VI (Blundell et al., 2015).
+
+    The network holds :class:`BayesByBackpropDense` layers (and may hold
+    ordinary layers, trained as point estimates). Each training step
+    minimises ``loss = data_loss + kl_weight * KL / num_examples``, where
+    ``data_loss`` is the compiled loss (mean per example, one weight sample
+    per example through the local reparameterisation trick) and ``KL`` sums
+    every Bayesian layer's :meth:`~BayesByBackpropDense.monte_carlo_kl`.
+    ``fit`` logs ``loss``, ``nll`` (the data loss), ``kl`` (in nats, for the
+    whole training set) and the compiled metrics.
+
+    Calling the model (``predict``, ``evaluate``) draws one weight sample
+    per example; ``predict_distribution`` averages over many.
+
+    Args:
+        network: A Keras model or layer with one input, containing
+            :class:`BayesByBackpropDense` layers.
+        num_examples: Size of the training set, >= 1: the KL term is counted
+            once per dataset, so per example it is ``KL / num_examples``.
+        kl_weight: Multiplier of the KL term, a finite number >= 0.
+            Default 1.0.
+
+    Example:
+
+    >>> net = keras.Sequential([keras.Input((784,)),
+    ...     bbh_tf.BayesByBackpropDense(400, activation="relu"),
+    ...     bbh_tf.BayesByBackpropDense(10, activation="softmax")])
+    >>> model = bbh_tf.BayesByBackprop(net, num_examples=60000)
+    >>> model.compile(optimizer="adam",
+    ...               loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> model.fit(x, y, batch_size=128, epochs=5)
+    >>> mean, std = model.predict_distribution(x_test, num_samples=100)
+    """
+
+    def __init__(self, network, num_examples, kl_weight=1.0, **kwargs):
+        super().__init__(network, **kwargs)
+        if num_examples is None:
+            raise ValueError(
+                "`num_examples` is required: the size of the training set, "
+                "used to scale the KL term per example (KL / num_examples)."
+            )
+        self.num_examples = _checks.positive_int("num_examples", num_examples)
+        self.kl_weight = _checks.non_negative_float("kl_weight", kl_weight)
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def bayesian_layers(self):
+        """The :class:`BayesByBackpropDense` layers of ``network``."""
+        return [
+            layer
+            for layer in self.network._flatten_layers(include_self=True)
+            if isinstance(layer, BayesByBackpropDense)
+        ]
+
+    def _build_extra(self, input_shape):
+        if not self.bayesian_layers:
+            raise ValueError(
+                "`network` contains no BayesByBackpropDense layers: there is "
+                "no posterior to learn."
+            )
+
+    def monte_carlo_kl(self):
+        """One-sample estimate of ``KL(q || p)`` over all Bayesian layers."""
+        return tf.add_n([layer.monte_carlo_kl() for layer in self.bayesian_layers])
+
+    # -------------------------------------------------------------- training
+    def _step_losses(self, x, y, sample_weight, training):
+        y_pred = self(x, training=training)
+        # Compiled loss (already divided by the replica count) + regularizers.
+        data_loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        kl = self.monte_carlo_kl()
+        kl_term = self.kl_weight * kl / self.num_examples
+        loss = data_loss + scale_for_replicas(kl_term)
+        return y_pred, loss, data_loss, kl
+
+    def _update_trackers(self, loss, data_loss, kl, batch):
+        unscale = tf.distribute.get_strategy().num_replicas_in_sync
+        self._loss_tracker.update_state(loss * unscale, sample_weight=batch)
+        self.nll_tracker.update_state(data_loss * unscale, sample_weight=batch)
+        self.kl_tracker.update_state(kl)
+
+    def _build_on_first_trace(self, x):
+        # Data whose shape fit could not read beforehand (generators), or
+        # evaluate before any fit: build on the first trace.
+        if not self.built:
+            self.build(x.shape)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on_first_trace(x)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred, loss, data_loss, kl = self._step_losses(
+                x, y, sample_weight, training=True
+            )
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on_first_trace(x)
+        y_pred, loss, data_loss, kl = self._step_losses(
+            x, y, sample_weight, training=False
+        )
+        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ---------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_examples": self.num_examples, "kl_weight": self.kl_weight}
+        )
+        return config
