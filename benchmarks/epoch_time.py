@@ -1,0 +1,89 @@
+"""Seconds per MNIST epoch of each method, measured side by side.
+
+The 784-800-800-10 MLP of ``examples/mnist_mlp.py`` (its builders and flags
+are reused), batch 128, on the MNIST training digits. The methods' epochs are
+interleaved (one epoch of each method per round), so slow drifts of a shared
+machine hit them alike; the first round (tracing) is dropped and the median
+of the rest reported, with its ratio to maximum likelihood.
+
+``bbh_default`` is Bayes by Hypernet with the package defaults (one
+discriminator update per step, Adam 1e-3 for both optimizers); ``bbh`` uses
+the example's flags (by default 5 discriminator updates at 1e-2).
+
+Run::
+
+    python benchmarks/epoch_time.py --data_dir=../shared/data/mnist \
+        --methods=ml,bbh_default,bbh,mc_dropout --rounds=4
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+
+from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
+
+import bbh_tf  # noqa: E402
+import mnist_mlp  # noqa: E402  (defines the shared flags)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list(
+    "methods", ["ml", "bbh_default", "bbh"], "Methods: mnist_mlp's or bbh_default."
+)
+flags.DEFINE_integer("rounds", 4, "Epochs per method; the first is dropped.")
+flags.DEFINE_string("output", "", "Optional JSON path for the results.")
+
+
+def build_bbh_default(num_examples):
+    """Bayes by Hypernet exactly as the package's defaults configure it."""
+    hypernet = bbh_tf.HyperNetwork()
+    network = mnist_mlp.mlp(
+        lambda units, activation: bbh_tf.HyperDense(
+            units, activation=activation, hypernet=hypernet
+        )
+    )
+    model = bbh_tf.BayesByHypernet(network, num_examples=num_examples)
+    model.compile(
+        optimizer="adam",
+        discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(FLAGS.seed)
+    x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
+    if FLAGS.train_size:
+        x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
+    builders = dict(mnist_mlp.BUILDERS, bbh_default=build_bbh_default)
+    models = {name: builders[name](len(x)) for name in FLAGS.methods}
+    seconds = {name: [] for name in models}
+    for round_index in range(FLAGS.rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=FLAGS.batch_size, epochs=1, verbose=0)
+            seconds[name].append(time.perf_counter() - start)
+            print(f"round {round_index} {name}: {seconds[name][-1]:.1f} s", flush=True)
+    reference = statistics.median(seconds["ml"][1:]) if "ml" in seconds else None
+    results = {}
+    print(f"\n{'method':<12} {'median s/epoch':>15} {'ratio to ml':>12}")
+    for name, values in seconds.items():
+        median = statistics.median(values[1:])
+        ratio = median / reference if reference else None
+        results[name] = {"seconds": values, "median_after_first": median, "ratio_to_ml": ratio}
+        print(f"{name:<12} {median:>15.2f} {ratio if ratio else float('nan'):>12.2f}")
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
+                       "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
