@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from bbh_tf import _checks
-from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
+from bbh_tf.predictive import PredictiveModel, VariationalModel, deserialize
 from bbh_tf.priors import ScaleMixturePrior
 
 tfd = tfp.distributions
@@ -348,7 +348,7 @@ class BayesByBackpropDense(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackprop(PredictiveModel):
+class BayesByBackprop(VariationalModel):
     """Bayes by Backprop: mean-field Gaussian VI (Blundell et al., 2015).
 
     The network holds :class:`BayesByBackpropDense` layers (and may hold
@@ -368,8 +368,9 @@ class BayesByBackprop(PredictiveModel):
             :class:`BayesByBackpropDense` layers.
         num_examples: Size of the training set, >= 1: the KL term is counted
             once per dataset, so per example it is ``KL / num_examples``.
-        kl_weight: Multiplier of the KL term, a finite number >= 0.
-            Default 1.0.
+        kl_weight: Multiplier of the KL term: a float >= 0 or a
+            ``keras.optimizers.schedules.LearningRateSchedule`` of the
+            optimizer's step (annealing). Default 1.0.
 
     Example:
 
@@ -384,17 +385,10 @@ class BayesByBackprop(PredictiveModel):
     >>> mean, std = model.predict_distribution(x_test, num_samples=100)
     """
 
-    def __init__(self, network, num_examples, kl_weight=1.0, **kwargs):
-        super().__init__(network, **kwargs)
-        if num_examples is None:
-            raise ValueError(
-                "`num_examples` is required: the size of the training set, "
-                "used to scale the KL term per example (KL / num_examples)."
-            )
-        self.num_examples = _checks.positive_int("num_examples", num_examples)
-        self.kl_weight = _checks.non_negative_float("kl_weight", kl_weight)
-        self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+    def __init__(self, network, num_examples=None, kl_weight=1.0, **kwargs):
+        super().__init__(
+            network, num_examples=num_examples, kl_weight=kl_weight, **kwargs
+        )
 
     @property
     def bayesian_layers(self):
@@ -416,57 +410,5 @@ class BayesByBackprop(PredictiveModel):
         """One-sample estimate of ``KL(q || p)`` over all Bayesian layers."""
         return tf.add_n([layer.monte_carlo_kl() for layer in self.bayesian_layers])
 
-    # -------------------------------------------------------------- training
-    def _step_losses(self, x, y, sample_weight, training):
-        y_pred = self(x, training=training)
-        # Compiled loss (already divided by the replica count) + regularizers.
-        data_loss = self._compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
-        kl = self.monte_carlo_kl()
-        kl_term = self.kl_weight * kl / self.num_examples
-        loss = data_loss + scale_for_replicas(kl_term)
-        return y_pred, loss, data_loss, kl
-
-    def _update_trackers(self, loss, data_loss, kl, batch):
-        unscale = tf.distribute.get_strategy().num_replicas_in_sync
-        self._loss_tracker.update_state(loss * unscale, sample_weight=batch)
-        self.nll_tracker.update_state(data_loss * unscale, sample_weight=batch)
-        self.kl_tracker.update_state(kl)
-
-    def _build_on_first_trace(self, x):
-        # Data whose shape fit could not read beforehand (generators), or
-        # evaluate before any fit: build on the first trace.
-        if not self.built:
-            self.build(x.shape)
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._build_on_first_trace(x)
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            y_pred, loss, data_loss, kl = self._step_losses(
-                x, y, sample_weight, training=True
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._build_on_first_trace(x)
-        y_pred, loss, data_loss, kl = self._step_losses(
-            x, y, sample_weight, training=False
-        )
-        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    # ---------------------------------------------------------- serialization
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"num_examples": self.num_examples, "kl_weight": self.kl_weight}
-        )
-        return config
+    def _forward_and_kl(self, x, training):
+        return self(x, training=training), self.monte_carlo_kl()

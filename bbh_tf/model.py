@@ -24,7 +24,7 @@ from bbh_tf import _checks
 from bbh_tf.discriminator import Discriminator, discriminator_loss
 from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
-from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
+from bbh_tf.predictive import VariationalModel, deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
 
 
@@ -38,7 +38,7 @@ class _Group(
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByHypernet(PredictiveModel):
+class BayesByHypernet(VariationalModel):
     """A Bayesian network whose hyper layers share an implicit posterior.
 
     Args:
@@ -93,7 +93,9 @@ class BayesByHypernet(PredictiveModel):
         discriminator_warmup_steps=0,
         **kwargs,
     ):
-        super().__init__(network, **kwargs)
+        super().__init__(
+            network, num_examples=num_examples, kl_weight=kl_weight, **kwargs
+        )
         prior = ScaleMixturePrior() if prior is None else deserialize(prior)
         if not (hasattr(prior, "sample") and hasattr(prior, "get_config")):
             raise TypeError(
@@ -110,20 +112,9 @@ class BayesByHypernet(PredictiveModel):
                 f"{type(discriminator).__name__}."
             )
         self.discriminator = discriminator
-        if num_examples is None:
-            raise ValueError(
-                "`num_examples` is required: the size of the training set, "
-                "used to scale the KL term per example (KL / num_examples)."
-            )
-        self.num_examples = _checks.positive_int("num_examples", num_examples)
         self.num_weight_samples = _checks.positive_int(
             "num_weight_samples", num_weight_samples
         )
-        kl_weight = deserialize(kl_weight)
-        if isinstance(kl_weight, keras.optimizers.schedules.LearningRateSchedule):
-            self.kl_weight = kl_weight
-        else:
-            self.kl_weight = _checks.non_negative_float("kl_weight", kl_weight)
         self.discriminator_steps = _checks.positive_int(
             "discriminator_steps", discriminator_steps
         )
@@ -131,8 +122,6 @@ class BayesByHypernet(PredictiveModel):
             "discriminator_warmup_steps", discriminator_warmup_steps
         )
         self.discriminator_optimizer = None
-        self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
         self.discriminator_loss_tracker = keras.metrics.Mean(
             name="discriminator_loss"
         )
@@ -338,34 +327,10 @@ class BayesByHypernet(PredictiveModel):
         self.discriminator_optimizer.apply_gradients(zip(gradients, variables))
         return loss, accuracy
 
-    def _current_kl_weight(self):
-        if isinstance(self.kl_weight, float):
-            return self.kl_weight
-        return tf.cast(self.kl_weight(self.optimizer.iterations), tf.float32)
-
     # -------------------------------------------------------------- training
-    def _step_losses(self, x, y, sample_weight, training):
+    def _forward_and_kl(self, x, training):
         y_pred, generated = self._split_forward(x, training=training)
-        # Compiled loss (already divided by the replica count) + regularizers.
-        data_loss = self._compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
-        kl = self.kl_estimate(generated)
-        kl_term = self._current_kl_weight() * kl / self.num_examples
-        loss = data_loss + scale_for_replicas(kl_term)
-        return y_pred, loss, data_loss, kl
-
-    def _update_trackers(self, loss, data_loss, kl, batch):
-        unscale = tf.distribute.get_strategy().num_replicas_in_sync
-        self._loss_tracker.update_state(loss * unscale, sample_weight=batch)
-        self.nll_tracker.update_state(data_loss * unscale, sample_weight=batch)
-        self.kl_tracker.update_state(kl)
-
-    def _build_on_first_trace(self, x):
-        # Data whose shape fit could not read beforehand (generators,
-        # PyDataset), or evaluate before any fit: build on the first trace.
-        if not self.built:
-            self.build(x.shape)
+        return y_pred, self.kl_estimate(generated)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -374,26 +339,7 @@ class BayesByHypernet(PredictiveModel):
             d_loss, d_accuracy = self._discriminator_update()
         self.discriminator_loss_tracker.update_state(d_loss)
         self.discriminator_accuracy_tracker.update_state(d_accuracy)
-
-        variables = self.network.trainable_variables
-        with tf.GradientTape() as tape:
-            y_pred, loss, data_loss, kl = self._step_losses(
-                x, y, sample_weight, training=True
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._build_on_first_trace(x)
-        y_pred, loss, data_loss, kl = self._step_losses(
-            x, y, sample_weight, training=False
-        )
-        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._model_update(x, y, sample_weight)
 
     def _prepare_fit(self, arguments):
         if self.discriminator_optimizer is None:
@@ -441,9 +387,7 @@ class BayesByHypernet(PredictiveModel):
             {
                 "prior": self.prior,
                 "discriminator": self.discriminator,
-                "num_examples": self.num_examples,
                 "num_weight_samples": self.num_weight_samples,
-                "kl_weight": self.kl_weight,
                 "discriminator_steps": self.discriminator_steps,
                 "discriminator_warmup_steps": self.discriminator_warmup_steps,
             }
