@@ -86,3 +86,14 @@ def unit_tuple(name, value, allow_empty=False):
                 f"`{name}` must be a sequence of integers >= 1, got {value!r}."
             )
     return tuple(int(unit) for unit in units)
+
+
+def known_last_dim(layer_name, input_shape):
+    """The input's last dimension as an int, or raise if it is unknown."""
+    input_dim = input_shape[-1]
+    if input_dim is None:
+        raise ValueError(
+            f"{layer_name}: the last dimension of the input must be known, "
+            f"got input shape {input_shape}."
+        )
+    return int(input_dim)

@@ -233,13 +233,7 @@ class BayesByBackpropDense(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        if input_dim is None:
-            raise ValueError(
-                f"{self.name}: the last dimension of the input must be known, "
-                f"got input shape {input_shape}."
-            )
-        self.input_dim = int(input_dim)
+        self.input_dim = _checks.known_last_dim(self.name, input_shape)
         rho_initializer = keras.initializers.Constant(self.init_rho)
         self.kernel_mu = self.add_weight(
             name="kernel_mu",

@@ -156,13 +156,7 @@ class HyperDense(HyperLayer):
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        if input_dim is None:
-            raise ValueError(
-                f"{self.name}: the last dimension of the input must be known, "
-                f"got input shape {input_shape}."
-            )
-        self.input_dim = int(input_dim)
+        self.input_dim = _checks.known_last_dim(self.name, input_shape)
         if self.mode == "full":
             self.add_generated_values(
                 self.input_dim * self.units + (self.units if self.use_bias else 0)

@@ -197,3 +197,9 @@ def test_import_refuses_a_non_tensorflow_backend(tmp_path):
     )
     assert result.returncode != 0
     assert "bbh_tf needs Keras 3 on the TensorFlow backend" in result.stderr
+
+
+def test_unknown_input_dimension_is_a_clear_error():
+    layer = bbh_tf.HyperDense(3, hypernet=_hypernet())
+    with pytest.raises(ValueError, match="last dimension of the input must be known"):
+        layer.build((None, None))
