@@ -127,11 +127,7 @@ class MCDropout(PredictiveModel):
     @property
     def dropout_layers(self):
         """The layers of ``network`` that are random in training mode."""
-        return [
-            layer
-            for layer in self.network._flatten_layers(include_self=True)
-            if isinstance(layer, _DROPOUT_LAYERS)
-        ]
+        return self._layers_of_type(_DROPOUT_LAYERS)
 
     def _build_extra(self, input_shape):
         if not self.dropout_layers:
@@ -387,11 +383,7 @@ class BayesByBackprop(VariationalModel):
     @property
     def bayesian_layers(self):
         """The :class:`BayesByBackpropDense` layers of ``network``."""
-        return [
-            layer
-            for layer in self.network._flatten_layers(include_self=True)
-            if isinstance(layer, BayesByBackpropDense)
-        ]
+        return self._layers_of_type(BayesByBackpropDense)
 
     def _build_extra(self, input_shape):
         if not self.bayesian_layers:

@@ -133,11 +133,7 @@ class BayesByHypernet(VariationalModel):
     @property
     def hyper_layers(self):
         """The hyper layers of ``network``, each listed once."""
-        return [
-            layer
-            for layer in self.network._flatten_layers(include_self=True)
-            if isinstance(layer, HyperLayer)
-        ]
+        return self._layers_of_type(HyperLayer)
 
     @property
     def hypernets(self):

@@ -87,6 +87,15 @@ class PredictiveModel(keras.Model):
     def _build_extra(self, input_shape):
         """Build what the subclass adds to the network."""
 
+    def _layers_of_type(self, types):
+        """The layers of ``network`` (itself included) that are ``types``,
+        each listed once, in the network's order."""
+        return [
+            layer
+            for layer in self.network._flatten_layers(include_self=True)
+            if isinstance(layer, types)
+        ]
+
     def get_build_config(self):
         return {"input_shape": list(self.input_shape_ or ())}
 
