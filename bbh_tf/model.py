@@ -2,16 +2,20 @@
 
 Each training step (``train_step``, traced by ``fit`` into a tf.function):
 
-1. ``discriminator_steps`` discriminator updates: generated values (label 1)
-   against prior samples (label 0), logistic loss.
-2. One update of the hypernetwork and the point-estimate weights with
-   ``loss = data_loss + kl_weight * KL_estimate / num_examples``, where
-   ``data_loss`` is the compiled loss (mean per example) and
-   ``KL_estimate`` sums the discriminator's logits over all generated values,
-   averaged over ``num_weight_samples`` draws.
+1. ``discriminator_steps - 1`` discriminator updates on fresh draws:
+   generated values (label 1) against prior samples (label 0), logistic loss.
+2. One joint pass: the network runs on the batch with ``num_weight_samples``
+   draws, and the discriminator scores those draws' values together with as
+   many prior samples. From that one pass come
+   ``loss = data_loss + kl_weight * KL_estimate / num_examples`` (gradient to
+   the hypernetwork and the point-estimate weights; ``KL_estimate`` sums the
+   logits over the generated values, averaged over draws) and the last
+   discriminator update (gradient to the discriminator only).
 
 The batch is split across the draws (each example meets one weight sample),
-so several draws per step cost about as much as one.
+so several draws per step cost about as much as one; sharing the draws
+between the model and the discriminator saves a second hypernetwork and
+discriminator pass.
 """
 
 import collections
@@ -57,7 +61,9 @@ class BayesByHypernet(VariationalModel):
             ``keras.optimizers.schedules.LearningRateSchedule`` of the
             model optimizer's step (annealing). Default 1.0.
         discriminator_steps: Discriminator updates per training step.
-            Default 1. The discriminator must keep up with the hypernetwork:
+            Default 1: the update shares the model step's weight draws and
+            discriminator pass. Each further one draws afresh and costs a
+            hypernetwork and discriminator pass of its own. The discriminator must keep up with the hypernetwork:
             if the logged ``discriminator_accuracy`` stays near 0.5, the KL
             term is blind and the posterior can collapse; raise this or the
             discriminator's learning rate (docs/discriminator.md measures it).
@@ -300,27 +306,37 @@ class BayesByHypernet(VariationalModel):
         )
         return tf.reduce_mean(tf.reduce_sum(logits, axis=1))
 
-    def _discriminator_update(self):
-        draws = self.num_weight_samples
-        generated = self._used_values(self._generate(self._draw_noise(draws)))
-        # Generated (first half of the draws axis) and prior samples scored
-        # in one pass; no gradient reaches the hypernetwork.
+    def _contrast(self, values):
+        """Logits of generated ``values`` (per group) and of as many prior
+        samples, scored in one pass: ``(logits_q, logits_p)``."""
+        draws = tf.shape(values[0])[0]
         both = [
-            tf.concat(
-                [tf.stop_gradient(g), self.prior.sample(tf.shape(g), dtype=g.dtype)],
-                axis=0,
-            )
-            for g in generated
+            tf.concat([v, self.prior.sample(tf.shape(v), dtype=v.dtype)], axis=0)
+            for v in values
         ]
+        logits = self._discriminator_logits(both, self._position_features())
+        return logits[:draws], logits[draws:]
+
+    def _scale_discriminator_loss(self, loss):
+        # Inside the tape: the scaling must be recorded to be differentiated.
+        return self.discriminator_optimizer.scale_loss(scale_for_replicas(loss))
+
+    def _apply_discriminator_gradients(self, tape, scaled_loss):
         variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = self._discriminator_logits(both, self._position_features())
-            loss, accuracy = discriminator_loss(logits[:draws], logits[draws:])
-            scaled = self.discriminator_optimizer.scale_loss(
-                scale_for_replicas(loss)
-            )
-        gradients = tape.gradient(scaled, variables)
+        gradients = tape.gradient(scaled_loss, variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, variables))
+
+    def _discriminator_update(self):
+        """One discriminator update on fresh draws; ``(loss, accuracy)``."""
+        generated = self._used_values(
+            self._generate(self._draw_noise(self.num_weight_samples))
+        )
+        with tf.GradientTape() as tape:
+            loss, accuracy = discriminator_loss(
+                *self._contrast([tf.stop_gradient(g) for g in generated])
+            )
+            scaled = self._scale_discriminator_loss(loss)
+        self._apply_discriminator_gradients(tape, scaled)
         return loss, accuracy
 
     # -------------------------------------------------------------- training
@@ -331,11 +347,29 @@ class BayesByHypernet(VariationalModel):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._build_on_first_trace(x)
-        for _ in range(self.discriminator_steps):
-            d_loss, d_accuracy = self._discriminator_update()
+        for _ in range(self.discriminator_steps - 1):
+            self._discriminator_update()
+        variables = self.network.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred, generated = self._split_forward(x, training=True)
+            logits_q, logits_p = self._contrast(self._used_values(generated))
+            kl = tf.reduce_mean(tf.reduce_sum(logits_q, axis=1))
+            loss, data_loss = self._loss_terms(
+                x, y, y_pred, sample_weight, kl, training=True
+            )
+            d_loss, d_accuracy = discriminator_loss(logits_q, logits_p)
+            scaled = self.optimizer.scale_loss(loss)
+            d_scaled = self._scale_discriminator_loss(d_loss)
+        # Each loss moves only its own side: the model's gradient reaches the
+        # discriminator's input (the generated values), not its weights.
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._apply_discriminator_gradients(tape, d_scaled)
+        del tape
         self.discriminator_loss_tracker.update_state(d_loss)
         self.discriminator_accuracy_tracker.update_state(d_accuracy)
-        return self._model_update(x, y, sample_weight)
+        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _prepare_fit(self, arguments):
         if self.discriminator_optimizer is None:

@@ -284,13 +284,17 @@ class VariationalModel(PredictiveModel):
 
     def _step_losses(self, x, y, sample_weight, training):
         y_pred, kl = self._forward_and_kl(x, training)
+        loss, data_loss = self._loss_terms(x, y, y_pred, sample_weight, kl, training)
+        return y_pred, loss, data_loss, kl
+
+    def _loss_terms(self, x, y, y_pred, sample_weight, kl, training):
+        """``(loss, data_loss)`` of predictions ``y_pred`` with KL ``kl``."""
         # Compiled loss (already divided by the replica count) + regularizers.
         data_loss = self._compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
         kl_term = self._current_kl_weight() * kl / self.num_examples
-        loss = data_loss + scale_for_replicas(kl_term)
-        return y_pred, loss, data_loss, kl
+        return data_loss + scale_for_replicas(kl_term), data_loss
 
     def _update_trackers(self, loss, data_loss, kl, batch):
         unscale = tf.distribute.get_strategy().num_replicas_in_sync
