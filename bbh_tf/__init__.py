@@ -28,7 +28,7 @@ if _keras.backend.backend() != "tensorflow":
         "KERAS_BACKEND). Set KERAS_BACKEND=tensorflow."
     )
 
-from bbh_tf import data  # noqa: E402
+from bbh_tf import data, metrics  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
     BayesByBackpropDense,
@@ -62,4 +62,5 @@ __all__ = [
     "discriminator_loss",
     "export_saved_model",
     "injected_values",
+    "metrics",
 ]

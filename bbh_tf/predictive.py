@@ -7,6 +7,7 @@ vectorised by tiling the batch once per draw) and stops ``fit`` with a clear
 error on a non-finite loss.
 """
 
+import functools
 import inspect
 import math
 
@@ -141,24 +142,45 @@ class PredictiveModel(keras.Model):
             ``(mean, std)``: numpy float32 arrays of the output shape,
             ``(n, ...)``.
         """
+        means, stds = self._predict_batches("moments", x, num_samples, batch_size)
+        return np.concatenate(means), np.concatenate(stds)
+
+    def predict_samples(self, x, num_samples=100, batch_size=128):
+        """The outputs of every weight draw, for metrics that need them
+        (mutual information, ``bbh_tf.metrics``).
+
+        Takes the arguments of :meth:`predict_distribution`. Within one batch
+        of ``batch_size`` examples, all examples share each draw.
+
+        Returns:
+            A numpy float32 array ``(num_samples, n, ...)``.
+        """
+        (samples,) = self._predict_batches("samples", x, num_samples, batch_size)
+        return np.concatenate(samples, axis=1)
+
+    def _predict_batches(self, kind, x, num_samples, batch_size):
+        """Per-batch numpy results of ``kind`` ("moments" or "samples"),
+        one list per returned tensor."""
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
         x = validated_inputs(x, self.input_shape_)
         if not self.built:
             self.build(x.shape)
-        function = self._predict_functions.get(num_samples)
+        function = self._predict_functions.get((kind, num_samples))
         if function is None:
             function = tf.function(
-                lambda batch: self._moments(batch, num_samples),
+                functools.partial(getattr(self, "_" + kind), num_samples=num_samples),
                 reduce_retracing=True,
             )
-            self._predict_functions[num_samples] = function
-        means, stds = [], []
+            self._predict_functions[(kind, num_samples)] = function
+        results = None
         for start in range(0, len(x), batch_size):
-            mean, std = function(x[start : start + batch_size])
-            means.append(mean.numpy())
-            stds.append(std.numpy())
-        return np.concatenate(means), np.concatenate(stds)
+            outputs = function(x[start : start + batch_size])
+            if results is None:
+                results = [[] for _ in outputs]
+            for result, output in zip(results, outputs):
+                result.append(output.numpy())
+        return results
 
     @property
     def _predict_functions(self):
@@ -168,6 +190,9 @@ class PredictiveModel(keras.Model):
             cache = {}
             self.__dict__["_predict_function_cache"] = cache
         return cache
+
+    def _samples(self, batch, num_samples):
+        return (self.sample_predictions(batch, num_samples),)
 
     def _moments(self, batch, num_samples):
         samples = self.sample_predictions(batch, num_samples)
@@ -236,6 +261,8 @@ def validated_inputs(x, input_shape):
                 f"`x` must have shape (n, {', '.join(map(str, expected))}) "
                 f"to match the model's input, got {x.shape}."
             )
+    if len(x) == 0:
+        raise ValueError(f"`x` must hold at least one example, got shape {x.shape}.")
     if not np.all(np.isfinite(x)):
         raise ValueError("`x` contains NaN or infinite values.")
     return x

@@ -85,6 +85,10 @@ def test_predict_distribution_shapes(name):
     np.testing.assert_allclose(mean.sum(axis=1), 1.0, rtol=1e-5)
     assert np.all(std >= 0)
     assert model.sample_predictions(x[:5], 7).shape == (7, 5, 3)
+    samples = model.predict_samples(x, num_samples=6, batch_size=16)
+    assert samples.shape == (6, 37, 3)
+    if name == "ml":  # Deterministic: every draw is the same network.
+        np.testing.assert_array_equal(samples[0], samples[5])
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))

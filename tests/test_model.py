@@ -114,6 +114,26 @@ def test_predict_distribution_shapes_and_vectorised_draws():
     assert not np.allclose(samples[0].numpy(), samples[1].numpy())
 
 
+def test_predict_samples_agree_with_predict_distribution():
+    x, _ = blobs(n=37)
+    model = compiled_model()
+    samples = model.predict_samples(x, num_samples=400, batch_size=16)
+    assert samples.shape == (400, 37, 3) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples.sum(axis=2), 1.0, rtol=1e-5)
+    mean, std = model.predict_distribution(x, num_samples=400, batch_size=16)
+    # Independent draws of the same posterior: equal up to Monte Carlo error.
+    np.testing.assert_allclose(samples.mean(axis=0), mean, atol=0.05)
+    np.testing.assert_allclose(samples.std(axis=0), std, atol=0.05)
+    mi = bbh_tf.metrics.mutual_information(samples)
+    assert mi.shape == (37,) and np.all(mi >= 0) and mi.max() > 0
+
+
+def test_predict_rejects_empty_inputs():
+    model = compiled_model()
+    with pytest.raises(ValueError, match="at least one example"):
+        model.predict_samples(np.zeros((0, 6), "float32"), num_samples=3)
+
+
 def test_predict_distribution_single_draw_has_zero_std():
     x, _ = blobs(n=8)
     _, std = compiled_model().predict_distribution(x, num_samples=1)
