@@ -31,6 +31,7 @@ if _keras.backend.backend() != "tensorflow":
 from bbh_tf import data, metrics  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
+    BayesByBackpropConv2D,
     BayesByBackpropDense,
     MaximumLikelihood,
     MCDropout,
@@ -38,7 +39,7 @@ from bbh_tf.baselines import (  # noqa: E402
 from bbh_tf.discriminator import Discriminator, discriminator_loss  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
-from bbh_tf.layers import HyperDense, HyperLayer  # noqa: E402
+from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
 from bbh_tf.model import BayesByHypernet  # noqa: E402
 from bbh_tf.predictive import PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
@@ -47,10 +48,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BayesByBackprop",
+    "BayesByBackpropConv2D",
     "BayesByBackpropDense",
     "BayesByHypernet",
     "Discriminator",
     "GaussianPrior",
+    "HyperConv2D",
     "HyperDense",
     "HyperLayer",
     "HyperNetwork",

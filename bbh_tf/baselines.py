@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from bbh_tf import _checks
+from bbh_tf import _checks, _conv
 from bbh_tf.predictive import PredictiveModel, VariationalModel, deserialize
 from bbh_tf.priors import ScaleMixturePrior
 
@@ -154,8 +154,148 @@ class MCDropout(PredictiveModel):
 # ---------------------------------------------------------------------------
 # Bayes by Backprop
 # ---------------------------------------------------------------------------
+class _BayesByBackpropLayer(keras.layers.Layer):
+    """A linear map with a mean-field Gaussian posterior on its weights.
+
+    Subclasses set ``self.kernel_shape`` (output units last) in ``build``
+    before calling :meth:`_build_posterior`, and give :meth:`_linear`, the
+    map with a given kernel.
+    """
+
+    def __init__(
+        self,
+        activation=None,
+        use_bias=True,
+        prior=None,
+        kernel_mean_initializer="glorot_uniform",
+        init_rho=-5.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        prior = ScaleMixturePrior() if prior is None else deserialize(prior)
+        if not (hasattr(prior, "log_prob") and hasattr(prior, "get_config")):
+            raise TypeError(
+                "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
+                f"GaussianPrior, got {type(prior).__name__}."
+            )
+        self.prior = prior
+        self.kernel_mean_initializer = keras.initializers.get(
+            kernel_mean_initializer
+        )
+        self.init_rho = _checks.finite_float("init_rho", init_rho)
+        if seed is not None:
+            seed = _checks.non_negative_int("seed", seed)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _build_posterior(self):
+        rho_initializer = keras.initializers.Constant(self.init_rho)
+        self.kernel_mu = self.add_weight(
+            name="kernel_mu",
+            shape=self.kernel_shape,
+            initializer=self.kernel_mean_initializer,
+        )
+        self.kernel_rho = self.add_weight(
+            name="kernel_rho", shape=self.kernel_shape, initializer=rho_initializer
+        )
+        if self.use_bias:
+            units = self.kernel_shape[-1]
+            self.bias_mu = self.add_weight(
+                name="bias_mu", shape=(units,), initializer="zeros"
+            )
+            self.bias_rho = self.add_weight(
+                name="bias_rho", shape=(units,), initializer=rho_initializer
+            )
+
+    @property
+    def kernel_sigma(self):
+        """Posterior standard deviations of the kernel, ``softplus(rho)``."""
+        return tf.nn.softplus(self.kernel_rho)
+
+    @property
+    def bias_sigma(self):
+        """Posterior standard deviations of the bias (None without bias)."""
+        return tf.nn.softplus(self.bias_rho) if self.use_bias else None
+
+    def _posterior_parameters(self):
+        """``(mu, rho)`` pairs of the kernel and, if any, the bias."""
+        pairs = [(self.kernel_mu, self.kernel_rho)]
+        if self.use_bias:
+            pairs.append((self.bias_mu, self.bias_rho))
+        return pairs
+
+    def _linear(self, inputs, kernel):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        # Local reparameterisation: mean and variance of the pre-activation.
+        mean = self._linear(inputs, self.kernel_mu)
+        variance = self._linear(
+            keras.ops.square(inputs), keras.ops.square(self.kernel_sigma)
+        )
+        if self.use_bias:
+            mean = mean + self.bias_mu
+            variance = variance + keras.ops.square(self.bias_sigma)
+        noise = keras.random.normal(
+            keras.ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
+        )
+        outputs = mean + keras.ops.sqrt(variance + _VARIANCE_EPSILON) * noise
+        return self.activation(outputs)
+
+    def monte_carlo_kl(self):
+        """One-sample estimate of ``KL(q || p)`` for this layer, in nats.
+
+        Draws one weight sample ``w = mu + sigma * eps`` of the kernel and
+        bias (reparameterised, so gradients reach ``mu`` and ``rho``) and
+        returns ``sum(log q(w) - log p(w))``: the Monte Carlo KL of Blundell
+        et al. (2015), unbiased, and exact in expectation for any prior.
+        """
+        if not self.built:
+            raise RuntimeError(
+                f"{self.name}: build the layer (call it once) before asking "
+                "for its KL term."
+            )
+        total = 0.0
+        for mu, rho in self._posterior_parameters():
+            mu = tf.convert_to_tensor(mu)
+            sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
+            eps = keras.random.normal(
+                tf.shape(mu), dtype=mu.dtype, seed=self.seed_generator
+            )
+            weights = mu + sigma * eps
+            log_q = tfd.Normal(loc=mu, scale=sigma).log_prob(weights)
+            log_p = self.prior.log_prob(weights)
+            total += tf.reduce_sum(log_q - log_p)
+        return total
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "prior": keras.saving.serialize_keras_object(self.prior),
+                "kernel_mean_initializer": keras.initializers.serialize(
+                    self.kernel_mean_initializer
+                ),
+                "init_rho": self.init_rho,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["prior"] = deserialize(config.get("prior"))
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackpropDense(keras.layers.Layer):
+class BayesByBackpropDense(_BayesByBackpropLayer):
     """Dense layer with a mean-field Gaussian posterior (Bayes by Backprop).
 
     Every kernel and bias entry has its own ``N(mu, sigma^2)`` posterior with
@@ -196,145 +336,90 @@ class BayesByBackpropDense(keras.layers.Layer):
     >>> net.layers[0].monte_carlo_kl()   # scalar: log q(w) - log p(w)
     """
 
-    def __init__(
-        self,
-        units,
-        activation=None,
-        use_bias=True,
-        prior=None,
-        kernel_mean_initializer="glorot_uniform",
-        init_rho=-5.0,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = _checks.positive_int("units", units)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        prior = ScaleMixturePrior() if prior is None else deserialize(prior)
-        if not (hasattr(prior, "log_prob") and hasattr(prior, "get_config")):
-            raise TypeError(
-                "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
-                f"GaussianPrior, got {type(prior).__name__}."
-            )
-        self.prior = prior
-        self.kernel_mean_initializer = keras.initializers.get(
-            kernel_mean_initializer
-        )
-        self.init_rho = _checks.finite_float("init_rho", init_rho)
-        if seed is not None:
-            seed = _checks.non_negative_int("seed", seed)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape):
         self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        rho_initializer = keras.initializers.Constant(self.init_rho)
-        self.kernel_mu = self.add_weight(
-            name="kernel_mu",
-            shape=(self.input_dim, self.units),
-            initializer=self.kernel_mean_initializer,
-        )
-        self.kernel_rho = self.add_weight(
-            name="kernel_rho",
-            shape=(self.input_dim, self.units),
-            initializer=rho_initializer,
-        )
-        if self.use_bias:
-            self.bias_mu = self.add_weight(
-                name="bias_mu", shape=(self.units,), initializer="zeros"
-            )
-            self.bias_rho = self.add_weight(
-                name="bias_rho", shape=(self.units,), initializer=rho_initializer
-            )
+        self.kernel_shape = (self.input_dim, self.units)
+        self._build_posterior()
         self.input_spec = keras.layers.InputSpec(
             min_ndim=2, axes={-1: self.input_dim}
         )
 
-    @property
-    def kernel_sigma(self):
-        """Posterior standard deviations of the kernel, ``softplus(rho)``."""
-        return tf.nn.softplus(self.kernel_rho)
-
-    @property
-    def bias_sigma(self):
-        """Posterior standard deviations of the bias (None without bias)."""
-        return tf.nn.softplus(self.bias_rho) if self.use_bias else None
-
-    def _posterior_parameters(self):
-        """``(mu, rho)`` pairs of the kernel and, if any, the bias."""
-        pairs = [(self.kernel_mu, self.kernel_rho)]
-        if self.use_bias:
-            pairs.append((self.bias_mu, self.bias_rho))
-        return pairs
-
-    def call(self, inputs):
-        mean = keras.ops.matmul(inputs, self.kernel_mu)
-        variance = keras.ops.matmul(
-            keras.ops.square(inputs),
-            keras.ops.square(tf.nn.softplus(self.kernel_rho)),
-        )
-        if self.use_bias:
-            mean = mean + self.bias_mu
-            variance = variance + keras.ops.square(tf.nn.softplus(self.bias_rho))
-        noise = keras.random.normal(
-            keras.ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
-        )
-        outputs = mean + keras.ops.sqrt(variance + _VARIANCE_EPSILON) * noise
-        return self.activation(outputs)
-
-    def monte_carlo_kl(self):
-        """One-sample estimate of ``KL(q || p)`` for this layer, in nats.
-
-        Draws one weight sample ``w = mu + sigma * eps`` of the kernel and
-        bias (reparameterised, so gradients reach ``mu`` and ``rho``) and
-        returns ``sum(log q(w) - log p(w))``: the Monte Carlo KL of Blundell
-        et al. (2015), unbiased, and exact in expectation for any prior.
-        """
-        if not self.built:
-            raise RuntimeError(
-                f"{self.name}: build the layer (call it once) before asking "
-                "for its KL term."
-            )
-        total = 0.0
-        for mu, rho in self._posterior_parameters():
-            mu = tf.convert_to_tensor(mu)
-            sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
-            eps = keras.random.normal(
-                tf.shape(mu), dtype=mu.dtype, seed=self.seed_generator
-            )
-            weights = mu + sigma * eps
-            log_q = tfd.Normal(loc=mu, scale=sigma).log_prob(weights)
-            log_p = self.prior.log_prob(weights)
-            total += tf.reduce_sum(log_q - log_p)
-        return total
+    def _linear(self, inputs, kernel):
+        return keras.ops.matmul(inputs, kernel)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "prior": keras.saving.serialize_keras_object(self.prior),
-                "kernel_mean_initializer": keras.initializers.serialize(
-                    self.kernel_mean_initializer
-                ),
-                "init_rho": self.init_rho,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {**super().get_config(), "units": self.units}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["prior"] = deserialize(config.get("prior"))
-        return cls(**config)
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class BayesByBackpropConv2D(_BayesByBackpropLayer):
+    """2-D convolution with a mean-field Gaussian posterior (channels last).
+
+    The convolutional counterpart of :class:`BayesByBackpropDense`, with the
+    same arguments for the posterior and prior. ``call`` uses the local
+    reparameterisation trick as in Kingma et al. (2015): every output element
+    is drawn from the Gaussian with the mean ``conv(x, mu_W) + mu_b`` and
+    variance ``conv(x^2, sigma_W^2) + sigma_b^2`` of its pre-activation.
+    Within one image the draws at different positions are independent,
+    whereas one shared kernel sample would correlate them: each element's
+    marginal is exact, the joint is the usual approximation.
+
+    Args:
+        filters: Number of output channels, >= 1.
+        kernel_size: Integer or pair ``(kh, kw)``.
+        strides, padding, dilation_rate, data_format: as for
+            ``keras.layers.Conv2D`` (channels last only).
+        activation, use_bias, prior, kernel_mean_initializer, init_rho,
+        seed: as for :class:`BayesByBackpropDense`.
+
+    Example:
+
+    >>> net = keras.Sequential([keras.Input((28, 28, 1)),
+    ...     bbh_tf.BayesByBackpropConv2D(20, 5, activation="relu"),
+    ...     keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+    ...     bbh_tf.BayesByBackpropDense(10, activation="softmax")])
+    >>> model = bbh_tf.BayesByBackprop(net, num_examples=60000)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = _checks.positive_int("filters", filters)
+        self.spec = _conv.ConvSpec.checked(
+            kernel_size, strides, padding, dilation_rate, data_format
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = self.spec.check_input(self.name, input_shape)
+        self.kernel_shape = self.spec.kernel_size + (channels, self.filters)
+        self._build_posterior()
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+    def _linear(self, inputs, kernel):
+        return self.spec.conv(inputs, kernel)
+
+    def compute_output_shape(self, input_shape):
+        return self.spec.output_shape(input_shape, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, **self.spec.config()}
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
@@ -355,7 +440,8 @@ class BayesByBackprop(VariationalModel):
 
     Args:
         network: A Keras model or layer with one input, containing
-            :class:`BayesByBackpropDense` layers.
+            :class:`BayesByBackpropDense` or :class:`BayesByBackpropConv2D`
+            layers.
         num_examples: Size of the training set, >= 1: the KL term is counted
             once per dataset, so per example it is ``KL / num_examples``.
         kl_weight: Multiplier of the KL term: a float >= 0 or a
@@ -382,14 +468,14 @@ class BayesByBackprop(VariationalModel):
 
     @property
     def bayesian_layers(self):
-        """The :class:`BayesByBackpropDense` layers of ``network``."""
-        return self._layers_of_type(BayesByBackpropDense)
+        """The Bayes by Backprop layers of ``network`` (dense and conv)."""
+        return self._layers_of_type(_BayesByBackpropLayer)
 
     def _build_extra(self, input_shape):
         if not self.bayesian_layers:
             raise ValueError(
-                "`network` contains no BayesByBackpropDense layers: there is "
-                "no posterior to learn."
+                "`network` contains no BayesByBackpropDense or "
+                "BayesByBackpropConv2D layers: there is no posterior to learn."
             )
 
     def monte_carlo_kl(self):

@@ -12,10 +12,12 @@ arranges its batches that way (splitting a training batch across draws,
 tiling a prediction batch once per draw).
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _checks, _conv
 from bbh_tf.hypernet import HyperNetwork, injected_values_for
 
 _MODES = ("weight_norm", "full")
@@ -91,14 +93,144 @@ def _split_draws(x, num_draws):
     return tf.reshape(x, tf.stack([num_draws, -1, tf.shape(x)[-1]]))
 
 
+def _per_draw_affine(features, kernel, bias):
+    """``features @ kernel[d] + bias[d]`` for the rows of each draw ``d``.
+
+    ``features``: ``(S * G, ..., d_in)``; ``kernel``: ``(S, d_in, d_out)``;
+    ``bias``: ``(S, d_out)`` or None. Returns ``(S * G, ..., d_out)``.
+    """
+    outputs = tf.matmul(_split_draws(features, tf.shape(kernel)[0]), kernel)
+    if bias is not None:
+        outputs += bias[:, None, :]
+    shape = tf.concat([tf.shape(features)[:-1], tf.shape(kernel)[-1:]], axis=0)
+    return tf.reshape(outputs, shape)
+
+
+def _weight_norm_scale(outputs, direction, scales, bias):
+    """Turn ``x * V`` (any linear map with direction ``V``) into
+    ``x * (g V / ||V||) + b`` for per-draw scales ``g`` ``(S, units)``.
+
+    ``||V||`` is taken per output unit (the last axis of ``V``). Scaling the
+    product is much cheaper than normalising ``V`` and back-propagating
+    through it, and the product itself, shared by all draws, runs once.
+    """
+    axes = list(range(len(direction.shape) - 1))
+    norm = tf.sqrt(tf.reduce_sum(tf.square(direction), axis=axes) + _NORM_EPSILON)
+    scaled = _split_draws(outputs, tf.shape(scales)[0]) * (scales / norm)[:, None, :]
+    if bias is not None:
+        scaled += bias
+    return tf.reshape(scaled, tf.shape(outputs))
+
+
+class _LinearHyperLayer(HyperLayer):
+    """A linear map (dense, convolution) with the two modes of generation.
+
+    Subclasses set ``self.kernel_shape`` (output units last) in ``build``
+    before calling :meth:`_build_weights`, and give :meth:`_linear` (the map
+    with one shared kernel) and :meth:`_features` (the inputs as rows of the
+    flattened kernel's input, for per-draw kernels).
+    """
+
+    def __init__(
+        self,
+        hypernet=None,
+        mode="weight_norm",
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(hypernet=hypernet, **kwargs)
+        if mode not in _MODES:
+            raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
+        self.mode = mode
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+
+    def _build_weights(self):
+        units = self.kernel_shape[-1]
+        if self.mode == "full":
+            self.add_generated_values(
+                math.prod(self.kernel_shape) + (units if self.use_bias else 0)
+            )
+            return
+        self.add_generated_values(units)
+        self.direction = self.add_weight(
+            name="direction",
+            shape=self.kernel_shape,
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+            )
+
+    def _linear(self, inputs, kernel):
+        raise NotImplementedError
+
+    def _features(self, inputs):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        values = self.generated_values()
+        if self.mode == "full":
+            size, units = math.prod(self.kernel_shape), self.kernel_shape[-1]
+            kernel = tf.reshape(values[:, :size], (-1, size // units, units))
+            bias = values[:, size:] if self.use_bias else None
+            outputs = _per_draw_affine(self._features(inputs), kernel, bias)
+        else:
+            outputs = _weight_norm_scale(
+                self._linear(inputs, self.direction),
+                self.direction,
+                values,
+                self.bias if self.use_bias else None,
+            )
+        return self.activation(outputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mode": self.mode,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "bias_regularizer": keras.regularizers.serialize(
+                    self.bias_regularizer
+                ),
+            }
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperDense(HyperLayer):
+class HyperDense(_LinearHyperLayer):
     """Densely connected layer with hypernetwork-generated weights.
 
     ``mode="weight_norm"`` (default; the paper's MNIST setting): for output
     unit ``j``, ``W[:, j] = g_j * V[:, j] / ||V[:, j]||``. The directions ``V``
     and the bias are point estimates; the scales ``g`` (``units`` values) are
-    generated, so the posterior lives on the scales.
+    generated, so the posterior lives on the scales. The product with ``V``
+    runs once for all draws.
 
     ``mode="full"`` (the paper's toy setting): kernel and bias are both
     generated (``input_dim * units + units`` values).
@@ -129,107 +261,107 @@ class HyperDense(HyperLayer):
     (batch, 10)
     """
 
-    def __init__(
-        self,
-        units,
-        hypernet=None,
-        mode="weight_norm",
-        activation=None,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        **kwargs,
-    ):
+    def __init__(self, units, hypernet=None, **kwargs):
         super().__init__(hypernet=hypernet, **kwargs)
         self.units = _checks.positive_int("units", units)
-        if mode not in _MODES:
-            raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
-        self.mode = mode
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape):
         self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        if self.mode == "full":
-            self.add_generated_values(
-                self.input_dim * self.units + (self.units if self.use_bias else 0)
-            )
-        else:
-            self.add_generated_values(self.units)
-            self.direction = self.add_weight(
-                name="direction",
-                shape=(self.input_dim, self.units),
-                initializer=self.kernel_initializer,
-                regularizer=self.kernel_regularizer,
-            )
-            if self.use_bias:
-                self.bias = self.add_weight(
-                    name="bias",
-                    shape=(self.units,),
-                    initializer=self.bias_initializer,
-                    regularizer=self.bias_regularizer,
-                )
+        self.kernel_shape = (self.input_dim, self.units)
+        self._build_weights()
         self.input_spec = keras.layers.InputSpec(
             min_ndim=2, axes={-1: self.input_dim}
         )
 
-    def call(self, inputs):
-        values = self.generated_values()
-        num_draws = tf.shape(values)[0]
-        output_shape = tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0)
-        if self.mode == "full":
-            split = self.input_dim * self.units
-            kernel = tf.reshape(
-                values[:, :split], (-1, self.input_dim, self.units)
-            )
-            outputs = tf.matmul(_split_draws(inputs, num_draws), kernel)
-            if self.use_bias:
-                outputs += values[:, None, split:]
-        else:
-            # x @ (V / ||V||) == (x @ V) / ||V||: scaling the (batch, units)
-            # product is much cheaper than normalising the (input, units)
-            # kernel and back-propagating through it. The product does not
-            # depend on the draw: compute it once, then scale per draw.
-            norm = tf.sqrt(
-                tf.reduce_sum(tf.square(self.direction), axis=0) + _NORM_EPSILON
-            )
-            outputs = _split_draws(tf.matmul(inputs, self.direction), num_draws)
-            outputs *= (values / norm)[:, None, :]
-            if self.use_bias:
-                outputs += self.bias
-        outputs = tf.reshape(outputs, output_shape)
-        return self.activation(outputs)
+    def _linear(self, inputs, kernel):
+        return tf.matmul(inputs, kernel)
+
+    def _features(self, inputs):
+        return inputs
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "mode": self.mode,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "bias_regularizer": keras.regularizers.serialize(
-                    self.bias_regularizer
-                ),
-            }
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class HyperConv2D(_LinearHyperLayer):
+    """2-D convolution with hypernetwork-generated weights (channels last).
+
+    The modes are those of :class:`HyperDense`. ``mode="weight_norm"``
+    (default): filter ``f`` is ``g_f * V_f / ||V_f||`` with the norm over the
+    filter's ``(kh, kw, in_channels)`` entries; the scales ``g`` (one per
+    output filter) are generated, the directions ``V`` and the bias are
+    point estimates. The convolution with ``V`` runs once for all draws.
+    ``mode="full"``: kernel and bias are generated
+    (``kh * kw * in_channels * filters + filters`` values); each draw's
+    kernel is applied to the image patches of its rows in one batched
+    matrix product.
+
+    Args:
+        filters: Number of output channels, >= 1.
+        kernel_size: Integer or pair ``(kh, kw)``.
+        hypernet: The shared :class:`HyperNetwork` (required).
+        mode: ``"weight_norm"`` or ``"full"``.
+        strides: Integer or pair. Default 1.
+        padding: ``"valid"`` (default) or ``"same"``.
+        dilation_rate: Integer or pair. Default 1 (not with strides > 1).
+        data_format: ``"channels_last"`` (or None); the only one supported.
+        activation, use_bias, kernel_initializer, bias_initializer,
+        kernel_regularizer, bias_regularizer: as for :class:`HyperDense`.
+
+    Input shape ``(batch, height, width, channels)``, output
+    ``(batch, new_height, new_width, filters)``.
+
+    Example:
+
+    >>> hypernet = bbh_tf.HyperNetwork()
+    >>> net = keras.Sequential([
+    ...     keras.Input((28, 28, 1)),
+    ...     bbh_tf.HyperConv2D(20, 5, activation="relu", hypernet=hypernet),
+    ...     keras.layers.MaxPooling2D(),
+    ...     keras.layers.Flatten(),
+    ...     bbh_tf.HyperDense(10, activation="softmax", hypernet=hypernet),
+    ... ])
+    >>> net(x).shape
+    (batch, 10)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        hypernet=None,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(hypernet=hypernet, **kwargs)
+        self.filters = _checks.positive_int("filters", filters)
+        self.spec = _conv.ConvSpec.checked(
+            kernel_size, strides, padding, dilation_rate, data_format
         )
-        return config
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = self.spec.check_input(self.name, input_shape)
+        self.kernel_shape = self.spec.kernel_size + (channels, self.filters)
+        self._build_weights()
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+    def _linear(self, inputs, kernel):
+        return self.spec.conv(inputs, kernel)
+
+    def _features(self, inputs):
+        return self.spec.patches(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return self.spec.output_shape(input_shape, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, **self.spec.config()}
