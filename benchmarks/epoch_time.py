@@ -40,12 +40,7 @@ flags.DEFINE_string("output", "", "Optional JSON path for the results.")
 
 def build_bbh_default(num_examples):
     """Bayes by Hypernet exactly as the package's defaults configure it."""
-    hypernet = bbh_tf.HyperNetwork()
-    network = mnist_mlp.mlp(
-        lambda units, activation: bbh_tf.HyperDense(
-            units, activation=activation, hypernet=hypernet
-        )
-    )
+    network = mnist_mlp.mlp(mnist_mlp.Layers("bbh"))
     model = bbh_tf.BayesByHypernet(network, num_examples=num_examples)
     model.compile(
         optimizer="adam",

@@ -99,23 +99,60 @@ flags.DEFINE_bool(
     "False is the paper's pooled form.",
 )
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
+flags.DEFINE_list(
+    "classes",
+    [],
+    "Train and test on these digits only (e.g. 0,1,2,3,4 for split-MNIST "
+    "out-of-distribution tests); empty: all ten. The output layer keeps "
+    "ten classes.",
+)
 
 
-def mlp(dense, dropout_rate=0.0):
-    """The 784-800-800-10 ReLU network; ``dense(units, activation)`` makes
-    each layer, and a ``Dropout`` follows each hidden layer if the rate > 0."""
-    layers = [keras.Input((784,))]
+def mlp(layers, dropout_rate=0.0):
+    """The 784-800-800-10 ReLU network from ``layers`` (a :class:`Layers`);
+    a ``Dropout`` follows each hidden layer if the rate > 0."""
+    stack = [keras.Input((784,))]
     for units in HIDDEN_UNITS:
-        layers.append(dense(units, "relu"))
+        stack.append(layers.dense(units, "relu"))
         if dropout_rate:
-            layers.append(keras.layers.Dropout(dropout_rate))
-    layers.append(dense(NUM_CLASSES, "softmax"))
-    return keras.Sequential(layers)
+            stack.append(keras.layers.Dropout(dropout_rate))
+    stack.append(layers.dense(NUM_CLASSES, "softmax"))
+    return keras.Sequential(stack)
 
 
-def dense(units, activation):
-    """A plain Keras layer (maximum likelihood, MC dropout)."""
-    return keras.layers.Dense(units, activation=activation)
+class Layers:
+    """The dense and convolutional layers one method builds its network from.
+
+    ``dense(units, activation)`` and ``conv(filters, kernel_size,
+    activation)``: plain Keras layers (``"ml"``, ``"mc_dropout"``), Bayes by
+    Backprop layers (``"bbb"``) or weight-norm hyper layers sharing one
+    ``HyperNetwork`` (``"bbh"``).
+    """
+
+    def __init__(self, method):
+        self.method = method
+        self.hypernet = bbh_tf.HyperNetwork() if method == "bbh" else None
+
+    def dense(self, units, activation):
+        if self.method == "bbh":
+            return bbh_tf.HyperDense(
+                units, activation=activation, mode="weight_norm", hypernet=self.hypernet
+            )
+        if self.method == "bbb":
+            return bbh_tf.BayesByBackpropDense(units, activation=activation)
+        return keras.layers.Dense(units, activation=activation)
+
+    def conv(self, filters, kernel_size, activation):
+        if self.method == "bbh":
+            return bbh_tf.HyperConv2D(
+                filters, kernel_size, activation=activation, mode="weight_norm",
+                hypernet=self.hypernet,
+            )
+        if self.method == "bbb":
+            return bbh_tf.BayesByBackpropConv2D(
+                filters, kernel_size, activation=activation
+            )
+        return keras.layers.Conv2D(filters, kernel_size, activation=activation)
 
 
 def compiled(model):
@@ -128,60 +165,54 @@ def compiled(model):
     return model
 
 
-def build_bbh(num_examples):
-    hypernet = bbh_tf.HyperNetwork()
-    network = mlp(
-        lambda units, activation: bbh_tf.HyperDense(
-            units, activation=activation, mode="weight_norm", hypernet=hypernet
+def builders(architecture):
+    """Method name -> function(num_examples) returning a compiled
+    PredictiveModel around ``architecture(layers, dropout_rate=0.0)``."""
+
+    def build_bbh(num_examples):
+        model = bbh_tf.BayesByHypernet(
+            architecture(Layers("bbh")),
+            discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
+            num_examples=num_examples,
+            num_weight_samples=FLAGS.num_weight_samples,
+            kl_weight=FLAGS.kl_weight,
+            discriminator_steps=FLAGS.discriminator_steps,
         )
-    )
-    model = bbh_tf.BayesByHypernet(
-        network,
-        discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
-        num_examples=num_examples,
-        num_weight_samples=FLAGS.num_weight_samples,
-        kl_weight=FLAGS.kl_weight,
-        discriminator_steps=FLAGS.discriminator_steps,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
-        discriminator_optimizer=keras.optimizers.Adam(
-            FLAGS.discriminator_learning_rate
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def build_ml(num_examples):
-    return compiled(bbh_tf.MaximumLikelihood(mlp(dense)))
-
-
-def build_mc_dropout(num_examples):
-    return compiled(bbh_tf.MCDropout(mlp(dense, dropout_rate=FLAGS.dropout_rate)))
-
-
-def build_bbb(num_examples):
-    network = mlp(
-        lambda units, activation: bbh_tf.BayesByBackpropDense(
-            units, activation=activation
+        model.compile(
+            optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
+            discriminator_optimizer=keras.optimizers.Adam(
+                FLAGS.discriminator_learning_rate
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
-    )
-    return compiled(
-        bbh_tf.BayesByBackprop(
-            network, num_examples=num_examples, kl_weight=FLAGS.kl_weight
+        return model
+
+    def build_ml(num_examples):
+        return compiled(bbh_tf.MaximumLikelihood(architecture(Layers("ml"))))
+
+    def build_mc_dropout(num_examples):
+        network = architecture(Layers("mc_dropout"), dropout_rate=FLAGS.dropout_rate)
+        return compiled(bbh_tf.MCDropout(network))
+
+    def build_bbb(num_examples):
+        return compiled(
+            bbh_tf.BayesByBackprop(
+                architecture(Layers("bbb")),
+                num_examples=num_examples,
+                kl_weight=FLAGS.kl_weight,
+            )
         )
-    )
+
+    return {
+        "bbh": build_bbh,
+        "ml": build_ml,
+        "mc_dropout": build_mc_dropout,
+        "bbb": build_bbb,
+    }
 
 
-# Method name -> function(num_examples) returning a compiled PredictiveModel.
-BUILDERS = {
-    "bbh": build_bbh,
-    "ml": build_ml,
-    "mc_dropout": build_mc_dropout,
-    "bbb": build_bbb,
-}
+BUILDERS = builders(mlp)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -210,11 +241,13 @@ def evaluate(model, x, y, num_samples):
     }
 
 
-def run(method, train, test):
+def run(method, train, test, builders=None):
+    """Train ``method`` (a key of ``builders``, default this file's), then
+    evaluate, save the model and write its JSON to ``--output_dir``."""
     (x_train, y_train), (x_test, y_test) = train, test
     print(f"== {method}: {len(x_train)} training digits, {FLAGS.epochs} epochs")
     keras.utils.set_random_seed(FLAGS.seed)
-    model = BUILDERS[method](len(x_train))
+    model = (builders or BUILDERS)[method](len(x_train))
     timer = EpochTimer()
     callbacks = [timer]
     if FLAGS.logdir:
@@ -243,6 +276,7 @@ def run(method, train, test):
             "method": method,
             "seed": FLAGS.seed,
             "train_size": len(x_train),
+            "classes": selected_classes(),
             "median_epoch_seconds": (
                 round(statistics.median(later), 2) if later else None
             ),
@@ -256,7 +290,7 @@ def run(method, train, test):
                     "method", "epochs", "batch_size", "data_dir", "seed",
                     "train_size", "num_samples", "learning_rate", "dropout_rate",
                     "kl_weight", "num_weight_samples", "discriminator_steps",
-                    "discriminator_learning_rate", "conditional",
+                    "discriminator_learning_rate", "conditional", "classes",
                 )
             },
         }
@@ -274,24 +308,47 @@ def run(method, train, test):
     )
 
 
-def main(argv):
-    del argv
+def selected_classes():
+    """The digits of ``--classes`` as sorted ints (all ten when empty)."""
+    try:
+        digits = sorted({int(c) for c in FLAGS.classes}) or list(range(NUM_CLASSES))
+    except ValueError:
+        raise app.UsageError(f"--classes must list digits 0-9, got {FLAGS.classes}.")
+    if digits[0] < 0 or digits[-1] >= NUM_CLASSES:
+        raise app.UsageError(f"--classes must list digits 0-9, got {FLAGS.classes}.")
+    return digits
+
+
+def load(flatten):
+    """Training (``--train_size``, ``--classes``) and test sets."""
     for name in ("epochs", "batch_size", "num_samples"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     if FLAGS.train_size < 0:
         raise app.UsageError("--train_size must be >= 0.")
-
-    x_train, y_train = bbh_tf.data.load_mnist(
-        "train", data_dir=FLAGS.data_dir, flatten=True
-    )
+    digits = selected_classes()
+    splits = []
+    for split in ("train", "test"):
+        x, y = bbh_tf.data.load_mnist(split, data_dir=FLAGS.data_dir, flatten=flatten)
+        keep = np.isin(y, digits)
+        splits.append((x[keep], y[keep]))
+    (x_train, y_train), test = splits
     if FLAGS.train_size:
         x_train, y_train = x_train[: FLAGS.train_size], y_train[: FLAGS.train_size]
-    test = bbh_tf.data.load_mnist("test", data_dir=FLAGS.data_dir, flatten=True)
+    return (x_train, y_train), test
 
-    methods = METHOD_NAMES if FLAGS.method == "all" else (FLAGS.method,)
+
+def run_all(builders, flatten):
+    """Run ``--method`` (or every method of ``builders``) in turn."""
+    train, test = load(flatten)
+    methods = tuple(builders) if FLAGS.method == "all" else (FLAGS.method,)
     for method in methods:
-        run(method, (x_train, y_train), test)
+        run(method, train, test, builders)
+
+
+def main(argv):
+    del argv
+    run_all(BUILDERS, flatten=True)
 
 
 if __name__ == "__main__":
