@@ -28,13 +28,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bbh_tf  # noqa: E402  (registers the classes the saved models use)
+from method_names import TITLES  # noqa: E402
 
-TITLES = {
-    "bbh": "Bayes by Hypernet",
-    "ml": "Maximum likelihood",
-    "mc_dropout": "MC dropout",
-    "bbb": "Bayes by Backprop",
-}
 DIGIT = 3
 
 FLAGS = flags.FLAGS
@@ -51,33 +46,6 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("num_angles", 19, "Angles from 0 to 180 degrees, inclusive.")
 flags.DEFINE_integer("num_samples", 100, "Posterior draws per rotated image.")
 flags.DEFINE_string("output", "docs/rotated_digit.png", "Where to write the plot.")
-
-
-def rotate(image, degrees):
-    """``image`` (2-D) rotated counter-clockwise about its centre.
-
-    Bilinear interpolation, zero outside the image: each output pixel reads
-    the input at the inversely rotated position.
-    """
-    height, width = image.shape
-    theta = np.deg2rad(degrees)
-    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
-    y, x = rows - (height - 1) / 2, cols - (width - 1) / 2
-    src_x = x * np.cos(theta) - y * np.sin(theta) + (width - 1) / 2
-    src_y = x * np.sin(theta) + y * np.cos(theta) + (height - 1) / 2
-    x0, y0 = np.floor(src_x).astype(int), np.floor(src_y).astype(int)
-    fx, fy = src_x - x0, src_y - y0
-
-    def pixel(r, c):
-        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        return np.where(
-            inside, image[np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)], 0.0
-        )
-
-    return (
-        (1 - fy) * ((1 - fx) * pixel(y0, x0) + fx * pixel(y0, x0 + 1))
-        + fy * ((1 - fx) * pixel(y0 + 1, x0) + fx * pixel(y0 + 1, x0 + 1))
-    ).astype(np.float32)
 
 
 def plot(path, angles, images, results):
@@ -138,7 +106,7 @@ def main(argv):
     print(f"Test digit {index}, labelled {y_test[index]}")
 
     angles = np.linspace(0.0, 180.0, FLAGS.num_angles)
-    images = [rotate(x_test[index, :, :, 0], a) for a in angles]
+    images = [bbh_tf.data.rotate_images(x_test[index, :, :, 0], a) for a in angles]
     batch = np.stack(images).reshape(len(angles), -1)
 
     results = {}

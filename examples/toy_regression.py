@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bbh_tf  # noqa: E402
+from method_names import TITLES  # noqa: E402
 
 NOISE_STD = 3.0
 HIDDEN_UNITS = 100
@@ -244,13 +245,6 @@ METHODS = {
     "ml": run_ml,
     "mc_dropout": run_mc_dropout,
     "bbb": run_bbb,
-}
-
-TITLES = {
-    "bbh": "Bayes by Hypernet",
-    "ml": "Maximum likelihood",
-    "mc_dropout": "MC dropout",
-    "bbb": "Bayes by Backprop",
 }
 
 

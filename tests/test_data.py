@@ -304,3 +304,23 @@ def test_public_names():
     assert set(data.__all__) >= {"load_mnist", "toy_regression", "toy_function"}
     for name in data.__all__:
         assert hasattr(data, name)
+
+
+def test_rotate_images_matches_quarter_turns_one_image_or_a_stack():
+    image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    rotate = data.rotate_images
+    np.testing.assert_allclose(rotate(image, 0.0), image, atol=1e-6)
+    # Counter-clockwise, as numpy's rot90.
+    np.testing.assert_allclose(rotate(image, 90.0), np.rot90(image), atol=1e-5)
+    np.testing.assert_allclose(rotate(image, 180.0), np.rot90(image, 2), atol=1e-5)
+    stack = np.stack([image, image.T])
+    np.testing.assert_allclose(rotate(stack, 37.0)[1], rotate(image.T, 37.0))
+
+
+def test_rotate_images_rejects_bad_input():
+    with pytest.raises(ValueError, match="`images` must have shape"):
+        data.rotate_images(np.zeros(5), 10.0)
+    with pytest.raises(ValueError, match="NaN"):
+        data.rotate_images(np.full((3, 3), np.nan), 10.0)
+    with pytest.raises(ValueError, match="`degrees`"):
+        data.rotate_images(np.zeros((3, 3)), np.inf)

@@ -5,7 +5,6 @@ The MNIST ones need the IDX files: set ``BBH_MNIST_DIR`` (CI sets it);
 without it they are skipped.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -105,16 +104,61 @@ def test_rotated_digit_plots_the_saved_models(mnist_runs, tmp_path):
         np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_rotate_matches_quarter_turns():
-    spec = importlib.util.spec_from_file_location(
-        "rotated_digit_example", os.path.join(REPO, "examples", "rotated_digit.py")
+@pytest.fixture(scope="module")
+def lenet_runs(tmp_path_factory):
+    """LeNet-5, every method, one tiny epoch on digits 0-4 only."""
+    output_dir = tmp_path_factory.mktemp("lenet5")
+    run_example(
+        "lenet5.py",
+        "--method=all",
+        f"--data_dir={os.path.abspath(MNIST_DIR)}",
+        "--classes=0,1,2,3,4",
+        "--train_size=256",
+        "--epochs=1",
+        "--num_samples=2",
+        "--verbose=0",
+        f"--output_dir={output_dir}",
+        cwd=output_dir,
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
-    np.testing.assert_allclose(module.rotate(image, 0.0), image, atol=1e-6)
-    # Counter-clockwise, as numpy's rot90.
-    np.testing.assert_allclose(module.rotate(image, 90.0), np.rot90(image), atol=1e-5)
-    np.testing.assert_allclose(
-        module.rotate(image, 180.0), np.rot90(image, 2), atol=1e-5
+    return output_dir
+
+
+@needs_mnist
+def test_lenet5_trains_every_method_on_the_selected_classes(lenet_runs):
+    for method in METHODS:
+        results = json.loads((lenet_runs / f"{method}.json").read_text())
+        assert results["classes"] == [0, 1, 2, 3, 4]
+        assert 0.0 <= results["test_accuracy"] <= 1.0
+        assert (lenet_runs / f"{method}.keras").stat().st_size > 0
+
+
+@needs_mnist
+def test_evaluate_writes_every_measure_and_figure(lenet_runs, tmp_path):
+    run_example(
+        "evaluate.py",
+        f"--model_dir={lenet_runs}",
+        f"--split_model_dir={lenet_runs}",
+        f"--data_dir={os.path.abspath(MNIST_DIR)}",
+        "--name=tiny",
+        f"--output_dir={tmp_path}",
+        "--num_samples=2",
+        "--test_images=100",
+        "--shift_images=20",
+        "--ood_images=20",
+        "--adversarial_images=20",
+        "--gradient_samples=2",
+        cwd=tmp_path,
     )
+    for figure in ("reliability", "shift", "adversarial"):
+        assert (tmp_path / f"tiny_{figure}.png").stat().st_size > 0
+    results = json.loads((tmp_path / "tiny_evaluation.json").read_text())["results"]
+    assert set(results) == METHODS
+    for method, result in results.items():
+        assert set(result["in_distribution"]) >= {"accuracy", "nll", "brier", "ece"}
+        assert len(result["shift"]["accuracy"]) == 13  # 0 to 180 in 15-degree steps
+        assert len(result["adversarial"]["accuracy"]) == 9  # eps 0 to 0.4
+        for test in ("split_mnist", "uniform_noise", "inverted"):
+            aurocs = result["ood_auroc"][test]
+            assert 0.0 <= aurocs["entropy"] <= 1.0
+            if method == "ml":  # Deterministic: no epistemic part to rank by.
+                assert aurocs["mutual_information"] == 0.5
