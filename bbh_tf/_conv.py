@@ -9,6 +9,7 @@ import collections
 import math
 import numbers
 
+import keras
 import tensorflow as tf
 
 from bbh_tf import _checks
@@ -118,3 +119,35 @@ def _output_length(length, kernel, stride, dilation, padding):
         return math.ceil(length / stride)
     span = dilation * (kernel - 1) + 1
     return max(0, (length - span) // stride + 1)
+
+
+class Conv2DLayer:
+    """Mixin of a 2-D convolutional layer with a ``kernel_shape`` kernel.
+
+    Keeps ``filters`` and the checked :class:`ConvSpec`, and gives the
+    layer's ``_linear`` (the convolution), output shape and config. The
+    layer calls :meth:`_init_conv` in ``__init__`` and sets
+    ``self.kernel_shape = self._conv_kernel_shape(input_shape)`` in ``build``.
+    """
+
+    def _init_conv(self, filters, kernel_size, strides, padding, dilation_rate,
+                   data_format):
+        self.filters = _checks.positive_int("filters", filters)
+        self.spec = ConvSpec.checked(
+            kernel_size, strides, padding, dilation_rate, data_format
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def _conv_kernel_shape(self, input_shape):
+        channels = self.spec.check_input(self.name, input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+        return self.spec.kernel_size + (channels, self.filters)
+
+    def _linear(self, inputs, kernel):
+        return self.spec.conv(inputs, kernel)
+
+    def compute_output_shape(self, input_shape):
+        return self.spec.output_shape(input_shape, self.filters)
+
+    def _conv_config(self):
+        return {"filters": self.filters, **self.spec.config()}

@@ -360,7 +360,7 @@ class BayesByBackpropDense(_BayesByBackpropLayer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackpropConv2D(_BayesByBackpropLayer):
+class BayesByBackpropConv2D(_conv.Conv2DLayer, _BayesByBackpropLayer):
     """2-D convolution with a mean-field Gaussian posterior (channels last).
 
     The convolutional counterpart of :class:`BayesByBackpropDense`, with the
@@ -400,26 +400,16 @@ class BayesByBackpropConv2D(_BayesByBackpropLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _checks.positive_int("filters", filters)
-        self.spec = _conv.ConvSpec.checked(
-            kernel_size, strides, padding, dilation_rate, data_format
+        self._init_conv(
+            filters, kernel_size, strides, padding, dilation_rate, data_format
         )
-        self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def build(self, input_shape):
-        channels = self.spec.check_input(self.name, input_shape)
-        self.kernel_shape = self.spec.kernel_size + (channels, self.filters)
+        self.kernel_shape = self._conv_kernel_shape(input_shape)
         self._build_posterior()
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
-
-    def _linear(self, inputs, kernel):
-        return self.spec.conv(inputs, kernel)
-
-    def compute_output_shape(self, input_shape):
-        return self.spec.output_shape(input_shape, self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, **self.spec.config()}
+        return {**super().get_config(), **self._conv_config()}
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")

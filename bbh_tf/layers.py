@@ -288,7 +288,7 @@ class HyperDense(_LinearHyperLayer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperConv2D(_LinearHyperLayer):
+class HyperConv2D(_conv.Conv2DLayer, _LinearHyperLayer):
     """2-D convolution with hypernetwork-generated weights (channels last).
 
     The modes are those of :class:`HyperDense`. ``mode="weight_norm"``
@@ -342,26 +342,16 @@ class HyperConv2D(_LinearHyperLayer):
         **kwargs,
     ):
         super().__init__(hypernet=hypernet, **kwargs)
-        self.filters = _checks.positive_int("filters", filters)
-        self.spec = _conv.ConvSpec.checked(
-            kernel_size, strides, padding, dilation_rate, data_format
+        self._init_conv(
+            filters, kernel_size, strides, padding, dilation_rate, data_format
         )
-        self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def build(self, input_shape):
-        channels = self.spec.check_input(self.name, input_shape)
-        self.kernel_shape = self.spec.kernel_size + (channels, self.filters)
+        self.kernel_shape = self._conv_kernel_shape(input_shape)
         self._build_weights()
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
-
-    def _linear(self, inputs, kernel):
-        return self.spec.conv(inputs, kernel)
 
     def _features(self, inputs):
         return self.spec.patches(inputs)
 
-    def compute_output_shape(self, input_shape):
-        return self.spec.output_shape(input_shape, self.filters)
-
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, **self.spec.config()}
+        return {**super().get_config(), **self._conv_config()}

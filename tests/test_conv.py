@@ -267,19 +267,20 @@ def test_conv_models_save_load_and_export_in_fresh_processes(tmp_path):
     model.save(tmp_path / "bbh.keras")
     bbb.save(tmp_path / "bbb.keras")
     bbh_tf.export_saved_model(model, str(tmp_path / "served"), num_samples=16)
-    expected = {
-        name: m.predict_distribution(x[:8], num_samples=2000)[0]
-        for name, m in (("bbh", model), ("bbb", bbb))
-    }
-    np.save(tmp_path / "expected_bbh.npy", expected["bbh"])
-    np.save(tmp_path / "expected_bbb.npy", expected["bbb"])
+    for name, m in (("bbh", model), ("bbb", bbb)):
+        np.savez(tmp_path / f"weights_{name}.npz", *[w.numpy() for w in m.weights])
+    # Weights restored exactly (predictions are random: compared via weights).
     run_python(f"""
 import numpy as np, keras, bbh_tf
 x = np.load("{tmp_path}/x.npy")[:8]
 for name in ("bbh", "bbb"):
     model = keras.models.load_model("{tmp_path}/" + name + ".keras")
-    mean, _ = model.predict_distribution(x, num_samples=2000)
-    np.testing.assert_allclose(mean, np.load("{tmp_path}/expected_" + name + ".npy"), atol=0.03)
+    saved = np.load("{tmp_path}/weights_" + name + ".npz")
+    assert len(model.weights) == len(saved.files)
+    for weight, key in zip(model.weights, saved.files):
+        np.testing.assert_array_equal(weight.numpy(), saved[key])
+    mean, std = model.predict_distribution(x, num_samples=10)
+    assert mean.shape == (8, 3) and np.all(std > 0)
 """, tmp_path)
     out = run_python(f"""
 import numpy as np, tensorflow as tf
