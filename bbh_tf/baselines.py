@@ -74,13 +74,13 @@ class MaximumLikelihood(PredictiveModel):
 
         The network runs once; the draws are a broadcast of its output.
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
         outputs = self.network(inputs, training=False)
         shape = tf.concat([[num_samples], tf.shape(outputs)], axis=0)
         return tf.broadcast_to(outputs[None], shape)
 
     def _moments(self, batch, num_samples):
-        outputs = self.network(batch, training=False)
+        outputs = tf.cast(self.network(batch, training=False), tf.float32)
         return outputs, tf.zeros_like(outputs)
 
 

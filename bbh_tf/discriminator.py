@@ -52,20 +52,30 @@ class Discriminator(keras.Model):
     def __init__(
         self, hidden_units=(20, 20), conditional=True, activation="relu", **kwargs
     ):
+        # The logit is a log density ratio summed over thousands of values:
+        # it runs in float32 even under a mixed-precision policy.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.hidden_units = _checks.unit_tuple("hidden_units", hidden_units)
         self.conditional = bool(conditional)
         self.activation = keras.activations.get(activation)
         self.hidden_layers = [
-            keras.layers.Dense(units, activation=self.activation, name=f"hidden_{i}")
+            keras.layers.Dense(
+                units,
+                activation=self.activation,
+                name=f"hidden_{i}",
+                dtype=self.dtype_policy,
+            )
             for i, units in enumerate(self.hidden_units[1:], start=1)
         ]
-        self.logit_layer = keras.layers.Dense(1, name="logit")
+        self.logit_layer = keras.layers.Dense(
+            1, name="logit", dtype=self.dtype_policy
+        )
         if self.conditional:
             # Maps (chunk code, offset) to the first layer's pre-activation:
             # a small MLP of its own, so position and chunk can interact.
             self.position_layer = keras.layers.Dense(
-                self.hidden_units[0], name="position"
+                self.hidden_units[0], name="position", dtype=self.dtype_policy
             )
 
     def build(self, values_shape, codes_shape=None):
@@ -130,6 +140,7 @@ class Discriminator(keras.Model):
         :meth:`position_features` are ``features`` ``(n, hidden)``."""
         # First layer factorised as value * a + position + b: the position
         # term is computed once per position, not once per draw.
+        values = tf.cast(values, self.compute_dtype)
         hidden = values[..., None] * self.value_kernel + self.first_bias
         if features is not None:
             hidden += features[None]

@@ -310,8 +310,12 @@ class BayesByHypernet(VariationalModel):
         """Logits of generated ``values`` (per group) and of as many prior
         samples, scored in one pass: ``(logits_q, logits_p)``."""
         draws = tf.shape(values[0])[0]
+        dtype = self.discriminator.compute_dtype
         both = [
-            tf.concat([v, self.prior.sample(tf.shape(v), dtype=v.dtype)], axis=0)
+            tf.concat(
+                [tf.cast(v, dtype), self.prior.sample(tf.shape(v), dtype=dtype)],
+                axis=0,
+            )
             for v in values
         ]
         logits = self._discriminator_logits(both, self._position_features())

@@ -118,7 +118,7 @@ class PredictiveModel(keras.Model):
         All draws run in one vectorised pass over the batch tiled
         ``num_samples`` times.
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
         batch = tf.shape(inputs)[0]
         multiples = tf.concat(
             [[num_samples], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0
@@ -191,11 +191,12 @@ class PredictiveModel(keras.Model):
             self.__dict__["_predict_function_cache"] = cache
         return cache
 
+    # Results in float32 whatever the compute dtype (mixed precision).
     def _samples(self, batch, num_samples):
-        return (self.sample_predictions(batch, num_samples),)
+        return (tf.cast(self.sample_predictions(batch, num_samples), tf.float32),)
 
     def _moments(self, batch, num_samples):
-        samples = self.sample_predictions(batch, num_samples)
+        samples = tf.cast(self.sample_predictions(batch, num_samples), tf.float32)
         mean = tf.reduce_mean(samples, axis=0)
         std = tf.sqrt(tf.reduce_mean(tf.square(samples - mean), axis=0))
         return mean, std

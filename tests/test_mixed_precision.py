@@ -1,0 +1,93 @@
+"""The layers and training steps under Keras mixed-precision policies (CPU).
+
+Variables stay float32, the network computes in the policy's dtype, the
+discriminator (the density ratio) in float32, and predictions come back as
+float32 arrays.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bbh_tf
+from conftest import blobs
+
+
+@pytest.fixture
+def policy(request):
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _hyper_net(mode):
+    hypernet = bbh_tf.HyperNetwork(noise_dim=8, hidden_units=(16, 32), output_dim=32)
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            bbh_tf.HyperDense(16, activation="relu", mode=mode, hypernet=hypernet),
+            bbh_tf.HyperDense(3, mode=mode, hypernet=hypernet),
+            # Softmax in float32, as Keras recommends under mixed precision.
+            keras.layers.Activation("softmax", dtype="float32"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"], indirect=True)
+@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+def test_bayes_by_hypernet_trains_under_mixed_precision(policy, mode):
+    keras.utils.set_random_seed(0)
+    x, y = blobs()
+    model = bbh_tf.BayesByHypernet(_hyper_net(mode), num_examples=len(x))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+    )
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history
+    compute = policy.split("_")[1]
+    hidden = model.network.layers[0]
+    assert hidden.compute_dtype == compute
+    assert all(v.dtype == "float32" for v in model.network.weights)
+    assert model.discriminator.compute_dtype == "float32"
+    assert all(v.dtype == "float32" for v in model.discriminator.weights)
+    assert hidden(x[:4]).dtype == compute
+    assert np.all(np.isfinite(history["loss"])) and np.all(np.isfinite(history["kl"]))
+    assert history["nll"][-1] < 0.8 * history["nll"][0]
+    mean, std = model.predict_distribution(x[:10], num_samples=5)
+    assert mean.dtype == std.dtype == np.float32
+    np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-2)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_conv_and_baselines_under_bfloat16(policy):
+    keras.utils.set_random_seed(0)
+    x, y = blobs()
+    images = np.tile(x[:, None, None, :], (1, 6, 6, 1))
+    hypernet = bbh_tf.HyperNetwork(noise_dim=8, hidden_units=(16, 32), output_dim=32)
+    conv = bbh_tf.HyperConv2D(4, 3, activation="relu", hypernet=hypernet)
+    assert conv(images[:2]).dtype == tf.bfloat16
+    bbb_conv = bbh_tf.BayesByBackpropConv2D(4, 3)
+    assert bbb_conv(images[:2]).dtype == tf.bfloat16
+    assert bbb_conv.kernel_mu.dtype == "float32"
+    assert bbb_conv.monte_carlo_kl().dtype == tf.float32
+    net = keras.Sequential(
+        [
+            keras.Input((6,)),
+            bbh_tf.BayesByBackpropDense(16, activation="relu"),
+            bbh_tf.BayesByBackpropDense(3),
+            keras.layers.Activation("softmax", dtype="float32"),
+        ]
+    )
+    model = bbh_tf.BayesByBackprop(net, num_examples=len(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, batch_size=32, epochs=5, verbose=0).history
+    assert history["nll"][-1] < 0.8 * history["nll"][0]
+    ml = bbh_tf.MaximumLikelihood(
+        keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    )
+    ml.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ml.fit(x, y, epochs=1, verbose=0)
+    mean, std = ml.predict_distribution(x[:4], num_samples=3)
+    assert mean.dtype == np.float32 and np.all(std == 0)
