@@ -41,6 +41,12 @@ class _Group(
         return tf.concat([layer.position_codes for layer in self.layers], axis=0)
 
 
+def _kl_from_logits(logits):
+    """The KL estimate from logits ``(draws, values)``: the sum over values
+    (the weights are independent under the prior), averaged over draws."""
+    return tf.reduce_mean(tf.reduce_sum(logits, axis=1))
+
+
 @keras.saving.register_keras_serializable(package="bbh_tf")
 class BayesByHypernet(VariationalModel):
     """A Bayesian network whose hyper layers share an implicit posterior.
@@ -63,10 +69,11 @@ class BayesByHypernet(VariationalModel):
         discriminator_steps: Discriminator updates per training step.
             Default 1: the update shares the model step's weight draws and
             discriminator pass. Each further one draws afresh and costs a
-            hypernetwork and discriminator pass of its own. The discriminator must keep up with the hypernetwork:
-            if the logged ``discriminator_accuracy`` stays near 0.5, the KL
-            term is blind and the posterior can collapse; raise this or the
-            discriminator's learning rate (docs/discriminator.md measures it).
+            hypernetwork and discriminator pass of its own. The
+            discriminator must keep up with the hypernetwork: if the logged
+            ``discriminator_accuracy`` stays near 0.5, the KL term is blind
+            and the posterior can collapse; raise this or the discriminator's
+            learning rate (docs/discriminator.md measures it).
         discriminator_warmup_steps: Extra discriminator updates made once,
             at the start of ``fit``, before the first model update. Default 0.
 
@@ -304,7 +311,7 @@ class BayesByHypernet(VariationalModel):
         logits = self._discriminator_logits(
             self._used_values(generated), self._position_features()
         )
-        return tf.reduce_mean(tf.reduce_sum(logits, axis=1))
+        return _kl_from_logits(logits)
 
     def _contrast(self, values):
         """Logits of generated ``values`` (per group) and of as many prior
@@ -357,7 +364,7 @@ class BayesByHypernet(VariationalModel):
         with tf.GradientTape(persistent=True) as tape:
             y_pred, generated = self._split_forward(x, training=True)
             logits_q, logits_p = self._contrast(self._used_values(generated))
-            kl = tf.reduce_mean(tf.reduce_sum(logits_q, axis=1))
+            kl = _kl_from_logits(logits_q)
             loss, data_loss = self._loss_terms(
                 x, y, y_pred, sample_weight, kl, training=True
             )

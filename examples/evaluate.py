@@ -207,28 +207,29 @@ def plot_all(results, prefix):
     fig.savefig(prefix + "_reliability.png", dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    for ax, key in zip(axes, ("accuracy", "nll", "ece", "mean_entropy")):
-        for name in names:
-            shift = results[name]["shift"]
-            ax.plot(shift["angle"], shift[key], "o-", ms=3, label=TITLES.get(name, name))
-        ax.set_xlabel("rotation (degrees)")
-        ax.set_title(key.replace("_", " "))
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(prefix + "_shift.png", dpi=120)
-    plt.close(fig)
+    _plot_curves(
+        plt, results, "shift", "angle", ("accuracy", "nll", "ece", "mean_entropy"),
+        "rotation (degrees)", prefix + "_shift.png",
+    )
+    _plot_curves(
+        plt, results, "adversarial", "epsilon", ("accuracy", "mean_entropy"),
+        "FGSM epsilon", prefix + "_adversarial.png",
+    )
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, key in zip(axes, ("accuracy", "mean_entropy")):
-        for name in names:
-            adversarial = results[name]["adversarial"]
-            ax.plot(adversarial["epsilon"], adversarial[key], "o-", ms=3, label=TITLES.get(name, name))
-        ax.set_xlabel("FGSM epsilon")
+
+def _plot_curves(plt, results, part, x_key, keys, xlabel, path):
+    """One panel per measure in ``keys`` of ``results[method][part]``
+    against ``x_key``, one line per method."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.75 * len(keys), 3.4))
+    for ax, key in zip(axes, keys):
+        for name, result in results.items():
+            curve = result[part]
+            ax.plot(curve[x_key], curve[key], "o-", ms=3, label=TITLES.get(name, name))
+        ax.set_xlabel(xlabel)
         ax.set_title(key.replace("_", " "))
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(prefix + "_adversarial.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 

@@ -1,0 +1,103 @@
+"""Milliseconds per training step of the MNIST MLP, by what the step does.
+
+Calls each model's compiled ``train_function`` directly on fixed random
+batches (no data pipeline, no callbacks), ``--steps`` steps per round, the
+variants interleaved for ``--rounds`` rounds; prints the minimum and the
+median per variant. Variants:
+
+* ``ml``: the plain 784-800-800-10 network (maximum likelihood);
+* ``bbh``: Bayes by Hypernet with the package defaults (one discriminator
+  update per step, shared with the model update);
+* ``bbh_no_discriminator``: the same model step without any discriminator
+  update (what the discriminator update costs);
+* ``bbh_two_updates``: ``discriminator_steps=2`` (what one more, separate
+  update costs).
+
+``--jit`` compiles every variant with XLA. Run::
+
+    python benchmarks/step_time.py
+    python benchmarks/step_time.py --jit
+"""
+
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import bbh_tf  # noqa: E402
+import mnist_mlp  # noqa: E402  (defines the shared flags)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 60, "Steps per variant and round.")
+flags.DEFINE_integer("rounds", 7, "Interleaved rounds.")
+flags.DEFINE_bool("jit", False, "Compile every variant with XLA.")
+
+VARIANTS = ("ml", "bbh", "bbh_no_discriminator", "bbh_two_updates")
+
+
+class _NoDiscriminatorUpdate(bbh_tf.BayesByHypernet):
+    """Bayes by Hypernet's model update alone (for timing only)."""
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on_first_trace(x)
+        return self._model_update(x, y, sample_weight)
+
+
+def build(variant):
+    if variant == "ml":
+        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(mnist_mlp.mlp(mnist_mlp.Layers("ml"))))
+    cls = _NoDiscriminatorUpdate if variant == "bbh_no_discriminator" else bbh_tf.BayesByHypernet
+    model = cls(
+        mnist_mlp.mlp(mnist_mlp.Layers("bbh")),
+        num_examples=60000,
+        discriminator_steps=2 if variant == "bbh_two_updates" else 1,
+    )
+    model.compile(
+        optimizer="adam",
+        discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(FLAGS.seed)
+    rng = np.random.default_rng(FLAGS.seed)
+    x = rng.random((10 * FLAGS.batch_size, 784), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    models = {}
+    for variant in VARIANTS:
+        model = build(variant)
+        model.jit_compile = FLAGS.jit
+        model.fit(x, y, batch_size=FLAGS.batch_size, epochs=1, verbose=0)  # trace
+        models[variant] = model
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(FLAGS.batch_size).repeat()
+    milliseconds = {variant: [] for variant in models}
+    for _ in range(FLAGS.rounds):
+        for variant, model in models.items():
+            iterator = iter(data)
+            start = time.perf_counter()
+            for _ in range(FLAGS.steps):
+                model.train_function(iterator)
+            model.optimizer.iterations.numpy()  # wait for the last step
+            milliseconds[variant].append(
+                (time.perf_counter() - start) / FLAGS.steps * 1000
+            )
+    print(f"{'variant':<22} {'min ms/step':>12} {'median':>8}  (jit={FLAGS.jit})")
+    for variant, values in milliseconds.items():
+        print(f"{variant:<22} {min(values):>12.2f} {statistics.median(values):>8.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
