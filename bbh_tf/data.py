@@ -271,7 +271,9 @@ def rotate_images(images, degrees):
         )
     if not np.all(np.isfinite(image)):
         raise ValueError("`images` contains NaN or infinite values.")
-    if not np.isfinite(degrees):
+    if isinstance(degrees, bool) or not isinstance(degrees, numbers.Real):
+        raise TypeError(f"`degrees` must be a finite number, got {degrees!r}.")
+    if not math.isfinite(degrees):
         raise ValueError(f"`degrees` must be a finite number, got {degrees}.")
     height, width = image.shape[-2:]
     theta = np.deg2rad(degrees)

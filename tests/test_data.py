@@ -324,3 +324,5 @@ def test_rotate_images_rejects_bad_input():
         data.rotate_images(np.full((3, 3), np.nan), 10.0)
     with pytest.raises(ValueError, match="`degrees`"):
         data.rotate_images(np.zeros((3, 3)), np.inf)
+    with pytest.raises(TypeError, match="`degrees`"):
+        data.rotate_images(np.zeros((3, 3)), "90")
