@@ -382,6 +382,14 @@ class BayesByHypernet(VariationalModel):
         self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    def test_step(self, data):
+        logs = super().test_step(data)
+        # Evaluation trains no discriminator: its trackers would log zeros.
+        return {
+            name: value for name, value in logs.items()
+            if name not in ("discriminator_loss", "discriminator_accuracy")
+        }
+
     def _prepare_fit(self, arguments):
         if self.discriminator_optimizer is None:
             raise RuntimeError("Call `compile()` before `fit()`.")

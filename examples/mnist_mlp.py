@@ -241,9 +241,11 @@ def evaluate(model, x, y, num_samples):
     }
 
 
-def run(method, train, test, builders=None):
+def run(method, train, test, builders=None, output_dir=None, extra=None):
     """Train ``method`` (a key of ``builders``, default this file's), then
-    evaluate, save the model and write its JSON to ``--output_dir``."""
+    evaluate, save the model and write its JSON to ``output_dir`` (default
+    ``--output_dir``), adding the entries of ``extra`` to the JSON."""
+    output_dir = output_dir or FLAGS.output_dir
     (x_train, y_train), (x_test, y_test) = train, test
     print(f"== {method}: {len(x_train)} training digits, {FLAGS.epochs} epochs")
     keras.utils.set_random_seed(FLAGS.seed)
@@ -284,6 +286,10 @@ def run(method, train, test, builders=None):
             "final_train_logs": {
                 name: float(values[-1]) for name, values in history.history.items()
             },
+            "history": {
+                name: [float(v) for v in values]
+                for name, values in history.history.items()
+            },
             "flags": {
                 name: FLAGS[name].value
                 for name in (
@@ -296,9 +302,10 @@ def run(method, train, test, builders=None):
         }
     )
 
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    model.save(os.path.join(FLAGS.output_dir, f"{method}.keras"))
-    json_path = os.path.join(FLAGS.output_dir, f"{method}.json")
+    results.update(extra or {})
+    os.makedirs(output_dir, exist_ok=True)
+    model.save(os.path.join(output_dir, f"{method}.keras"))
+    json_path = os.path.join(output_dir, f"{method}.json")
     with open(json_path, "w") as f:
         json.dump(results, f, indent=2)
     print(

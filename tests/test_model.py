@@ -23,6 +23,9 @@ def test_fit_lowers_the_loss_and_logs_every_quantity():
     # The discriminator loss is a sum of two logistic losses: at most about
     # 2 ln 2 when it cannot tell the classes apart.
     assert 0 < history["discriminator_loss"][-1] < 2 * math.log(2) + 0.1
+    # Evaluation trains no discriminator, so it logs none of its quantities.
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "nll", "kl", "accuracy"}, logs
 
 
 def test_loss_is_nll_plus_kl_over_num_examples():
