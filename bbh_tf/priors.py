@@ -6,6 +6,8 @@ describes all of them: ``sample(shape)`` draws i.i.d. values of any shape and
 log-densities serve Bayes by Backprop and the tests.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -86,6 +88,20 @@ class ScaleMixturePrior(_DiagonalPrior):
                 loc=tf.zeros([2], dtype),
                 scale=tf.constant([self.sigma1, self.sigma2], dtype),
             ),
+        )
+
+    def log_prob(self, weights):
+        # Same density as ``distribution().log_prob``, from the two TFP
+        # components: MixtureSameFamily's generic log_prob (which stacks the
+        # components and normalises the mixture logits) took 5x as long on
+        # a 784 x 800 kernel, and Bayes by Backprop calls this every step.
+        weights = tf.convert_to_tensor(weights)
+        dtype = weights.dtype
+        wide = tfd.Normal(tf.constant(0.0, dtype), tf.constant(self.sigma1, dtype))
+        narrow = tfd.Normal(tf.constant(0.0, dtype), tf.constant(self.sigma2, dtype))
+        return tfp.math.log_add_exp(
+            wide.log_prob(weights) + tf.constant(math.log(self.pi), dtype),
+            narrow.log_prob(weights) + tf.constant(math.log1p(-self.pi), dtype),
         )
 
     def sample(self, shape, dtype="float32"):

@@ -20,6 +20,17 @@ def test_scale_mixture_log_prob_matches_closed_form():
     np.testing.assert_allclose(prior.log_prob(w).numpy(), expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scale_mixture_log_prob_equals_the_tfp_mixture(dtype):
+    # Far in the tails one component underflows; the sum must not.
+    prior = bbh_tf.ScaleMixturePrior()
+    w = np.array([0.0, 1e-4, -0.003, 0.5, -2.0, 30.0, -200.0], dtype=dtype)
+    expected = prior.distribution(dtype).log_prob(w).numpy()
+    actual = prior.log_prob(w).numpy()
+    assert actual.dtype == dtype and np.all(np.isfinite(actual))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+
 def test_gaussian_log_prob_matches_closed_form():
     prior = bbh_tf.GaussianPrior(sigma=0.7)
     w = np.linspace(-2, 2, 9).astype("float32")

@@ -1,0 +1,453 @@
+"""Training and prediction cost of every method, side by side, with a peer.
+
+The MNIST MLP 784-W-W-10 (ReLU), batch 128, Adam 1e-3, trained on the MNIST
+training digits by:
+
+* ``ml``: plain Keras ``Dense`` layers (``MaximumLikelihood``), the reference;
+* ``ml_weight_norm``: the same network with deterministic weight-normalised
+  layers (``w = g v / ||v||``): what weight normalisation alone costs, since
+  Bayes by Hypernet's MNIST network is weight-normalised;
+* ``mc_dropout``: ``Dense`` + ``Dropout(0.3)`` (``MCDropout``);
+* ``bbb``: ``BayesByBackpropDense`` layers (``BayesByBackprop``);
+* ``bbh``: ``HyperDense(mode="weight_norm")``, ``BayesByHypernet`` with the
+  package defaults (5 draws per step, one discriminator update);
+* ``bbh_example``: the same with ``examples/mnist_mlp.py``'s discriminator
+  setting (5 updates per step, Adam 1e-2), used for docs/results.md;
+* ``bbh_full``: ``HyperDense(mode="full")`` (every weight and bias
+  generated), package defaults;
+* ``flipout``: TensorFlow Probability's ``tfp.layers.DenseFlipout`` network
+  on tf_keras (the outside peer), KL scaled by ``1 / num_examples``.
+
+Each (method, width) runs in a fresh process, one after the other. Reported:
+seconds per epoch (``--epochs`` epochs, the first dropped as warm-up: it
+traces; median of the rest), peak memory while training (on a GPU the
+device's peak allocation, else the process's peak resident memory and its
+rise over the memory held before the model was built), and at
+``--predict_width`` the seconds of ``predict_distribution`` on the 10 000
+test digits with each of ``--predict_draws`` draws (median of
+``--predict_repeats`` after one untimed call). Ratios are to the ``ml`` row
+of the same run and width; ``prediction ratio`` divides by one ``ml``
+prediction pass (``predict_distribution`` with one draw).
+
+Run (two CPU cores: about an hour for the defaults)::
+
+    python benchmarks/performance.py --data_dir=../shared/data/mnist \\
+        --output=docs/runs/performance.json \\
+        --figure=docs/figures/performance_scaling.png
+
+then ``python benchmarks/performance.py --report=docs/runs/performance.json``
+prints the Markdown tables of docs/performance.md from the JSON.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+METHODS = (
+    "ml", "ml_weight_norm", "mc_dropout", "bbb", "bbh", "bbh_example",
+    "bbh_full", "flipout",
+)
+flags.DEFINE_list("methods", list(METHODS), f"Methods, of {', '.join(METHODS)}.")
+flags.DEFINE_list("widths", ["200", "800", "1600"], "Hidden layer widths W.")
+flags.DEFINE_integer("epochs", 4, "Epochs per (method, width); the first is dropped.")
+flags.DEFINE_integer("batch_size", 128, "Training batch size.")
+flags.DEFINE_integer("train_size", 0, "First N training digits; 0: all 60 000.")
+flags.DEFINE_list(
+    "slow_methods", ["bbh_full"],
+    "Methods timed on --slow_train_size digits per epoch, scaled to a full epoch.",
+)
+flags.DEFINE_integer("slow_train_size", 1280, "Digits per epoch of --slow_methods.")
+flags.DEFINE_list("slow_widths", ["200", "800"], "The only widths run for --slow_methods.")
+flags.DEFINE_string("data_dir", None, "MNIST IDX folder; default $BBH_MNIST_DIR.")
+flags.DEFINE_integer("predict_width", 800, "Width at which prediction is timed.")
+flags.DEFINE_list("predict_draws", ["1", "10", "100"], "Draws for predict_distribution.")
+flags.DEFINE_integer("predict_repeats", 2, "Timed prediction calls per draw count.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and noise.")
+flags.DEFINE_string("output", "", "JSON file for the results (appended as runs finish).")
+flags.DEFINE_string("figure", "", "PNG of epoch seconds and ratios against width.")
+flags.DEFINE_string("report", "", "Print the Markdown tables of this JSON and exit.")
+flags.DEFINE_string("worker", "", "Internal: 'method:width' to measure in this process.")
+
+DROPOUT_RATE = 0.3
+
+
+# ------------------------------------------------------------------ worker
+def resident_mib():
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_resident_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_bbh_tf(method, width, num_examples):
+    """A compiled bbh_tf model of ``method`` with hidden width ``width``."""
+    import keras
+    import tensorflow as tf
+
+    import bbh_tf
+
+    @keras.saving.register_keras_serializable(package="benchmarks")
+    class WeightNormDense(keras.layers.Dense):
+        """``Dense`` with ``kernel = g * v / ||v||`` per output unit."""
+
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.scale = self.add_weight(
+                name="scale", shape=(self.units,), initializer="ones"
+            )
+
+        def call(self, inputs):
+            norm = tf.sqrt(tf.reduce_sum(tf.square(self.kernel), axis=0) + 1e-12)
+            outputs = tf.matmul(inputs, self.kernel) * (self.scale / norm)
+            return self.activation(outputs + self.bias)
+
+    hypernet = bbh_tf.HyperNetwork() if method.startswith("bbh") else None
+
+    def dense(units, activation):
+        if method in ("bbh", "bbh_example"):
+            return bbh_tf.HyperDense(
+                units, activation=activation, mode="weight_norm", hypernet=hypernet
+            )
+        if method == "bbh_full":
+            return bbh_tf.HyperDense(
+                units, activation=activation, mode="full", hypernet=hypernet
+            )
+        if method == "bbb":
+            return bbh_tf.BayesByBackpropDense(units, activation=activation)
+        if method == "ml_weight_norm":
+            return WeightNormDense(units, activation=activation)
+        return keras.layers.Dense(units, activation=activation)
+
+    stack = [keras.Input((784,))]
+    for _ in range(2):
+        stack.append(dense(width, "relu"))
+        if method == "mc_dropout":
+            stack.append(keras.layers.Dropout(DROPOUT_RATE))
+    stack.append(dense(10, "softmax"))
+    network = keras.Sequential(stack)
+
+    compile_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if method.startswith("bbh"):
+        example = method == "bbh_example"
+        model = bbh_tf.BayesByHypernet(
+            network, num_examples=num_examples,
+            discriminator_steps=5 if example else 1,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            discriminator_optimizer=keras.optimizers.Adam(1e-2 if example else 1e-3),
+            **compile_args,
+        )
+        return model
+    if method == "bbb":
+        model = bbh_tf.BayesByBackprop(network, num_examples=num_examples)
+    elif method == "mc_dropout":
+        model = bbh_tf.MCDropout(network)
+    else:
+        model = bbh_tf.MaximumLikelihood(network)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args)
+    return model
+
+
+def build_flipout(width, num_examples):
+    """TFP's DenseFlipout MLP on tf_keras, and a function(x, draws) giving
+    the mean and std of its outputs over draws (the batch tiled once per
+    draw: flipout perturbs every row differently, so this is one pass)."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    tfd = tfp.distributions
+
+    def kl(q, p, _):
+        return tfd.kl_divergence(q, p) / num_examples
+
+    model = tf_keras.Sequential(
+        [tf_keras.Input((784,))]
+        + [tfp.layers.DenseFlipout(width, activation="relu", kernel_divergence_fn=kl)
+           for _ in range(2)]
+        + [tfp.layers.DenseFlipout(10, activation="softmax", kernel_divergence_fn=kl)]
+    )
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    functions = {}
+
+    def predict_distribution(x, num_samples, batch_size=128):
+        function = functions.get(num_samples)
+        if function is None:
+            @tf.function(reduce_retracing=True)
+            def function(batch):
+                n = tf.shape(batch)[0]
+                out = model(tf.tile(batch, [num_samples, 1]), training=False)
+                out = tf.reshape(out, (num_samples, n, -1))
+                return tf.reduce_mean(out, 0), tf.math.reduce_std(out, 0)
+            functions[num_samples] = function
+        means, stds = [], []
+        for start in range(0, len(x), batch_size):
+            mean, std = function(x[start : start + batch_size])
+            means.append(mean.numpy())
+            stds.append(std.numpy())
+        return means, stds
+
+    return model, predict_distribution
+
+
+def measure(method, width):
+    """Train and time ``method`` at ``width`` in this process; a dict."""
+    import keras
+    import tensorflow as tf
+
+    import bbh_tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    keras.utils.set_random_seed(FLAGS.seed)
+    x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
+    x_test, _ = bbh_tf.data.load_mnist("test", data_dir=FLAGS.data_dir, flatten=True)
+    if FLAGS.train_size:
+        x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
+    # The KL term's weight 1 / num_examples stays that of the full set.
+    num_examples = len(x)
+    subset = method in FLAGS.slow_methods and FLAGS.slow_train_size < len(x)
+    if subset:
+        x, y = x[: FLAGS.slow_train_size], y[: FLAGS.slow_train_size]
+    before_mib = resident_mib()
+
+    if method == "flipout":
+        import tf_keras
+
+        model, predict = build_flipout(width, num_examples)
+        callback_base = tf_keras.callbacks.Callback
+    else:
+        model = build_bbh_tf(method, width, num_examples)
+        predict = model.predict_distribution
+        callback_base = keras.callbacks.Callback
+
+    class EpochTimer(callback_base):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    seconds = []
+    if gpus:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    history = model.fit(
+        x, y, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
+        callbacks=[EpochTimer()], verbose=0,
+    ).history
+    # Seconds for an epoch of all num_examples digits (scaled up for a subset).
+    scale = num_examples / len(x)
+    result = {
+        "method": method,
+        "width": width,
+        "examples_per_timed_epoch": len(x),
+        "epoch_seconds": seconds,
+        "scaled_to_full_epoch": subset,
+        "median_epoch_seconds": statistics.median(seconds[1:]) * scale,
+        "final_loss": float(history["loss"][-1]),
+        "final_accuracy": float(history["accuracy"][-1]),
+        "device": "GPU" if gpus else "CPU",
+    }
+    if gpus:
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        result["gpu_peak_mib"] = peak
+        result["gpu_name"] = tf.config.experimental.get_device_details(gpus[0]).get(
+            "device_name", "GPU"
+        )
+    result["peak_rss_mib"] = peak_resident_mib()
+    result["rss_rise_mib"] = peak_resident_mib() - before_mib
+
+    if width == FLAGS.predict_width:
+        draws_list = [1] if method == "ml" else [int(d) for d in FLAGS.predict_draws]
+        result["predict_seconds"] = {}
+        for draws in draws_list:
+            # Traces for a full batch and for the last, shorter one.
+            predict(x_test[: 128 + len(x_test) % 128], num_samples=draws)
+            times = []
+            for _ in range(FLAGS.predict_repeats):
+                start = time.perf_counter()
+                predict(x_test, num_samples=draws)
+                times.append(time.perf_counter() - start)
+            result["predict_seconds"][str(draws)] = statistics.median(times)
+        result["peak_rss_mib_with_prediction"] = peak_resident_mib()
+        if gpus:
+            result["gpu_peak_mib_with_prediction"] = (
+                tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+            )
+    return result
+
+
+# ------------------------------------------------------------------ driver
+def run_worker(method, width):
+    """Measure in a fresh process; the result dict, or one with an error."""
+    args = [
+        sys.executable, os.path.abspath(__file__), f"--worker={method}:{width}",
+        f"--epochs={FLAGS.epochs}", f"--batch_size={FLAGS.batch_size}",
+        f"--train_size={FLAGS.train_size}", f"--predict_width={FLAGS.predict_width}",
+        f"--predict_draws={','.join(FLAGS.predict_draws)}",
+        f"--predict_repeats={FLAGS.predict_repeats}", f"--seed={FLAGS.seed}",
+        f"--slow_methods={','.join(FLAGS.slow_methods)}",
+        f"--slow_train_size={FLAGS.slow_train_size}",
+    ]
+    if FLAGS.data_dir:
+        args.append(f"--data_dir={FLAGS.data_dir}")
+    completed = subprocess.run(args, capture_output=True, text=True)
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    # Out of memory or a crash: recorded, not hidden.
+    return {
+        "method": method, "width": width,
+        "error": f"exit {completed.returncode}: {completed.stderr.strip()[-500:]}",
+    }
+
+
+def add_ratios(results):
+    """Ratios to the ml row of the same width (epochs and prediction)."""
+    reference = {r["width"]: r for r in results if r["method"] == "ml" and "error" not in r}
+    for r in results:
+        ml = reference.get(r["width"])
+        if ml is None or "error" in r:
+            continue
+        r["epoch_ratio_to_ml"] = r["median_epoch_seconds"] / ml["median_epoch_seconds"]
+        if "predict_seconds" in r and "predict_seconds" in ml:
+            one_pass = ml["predict_seconds"]["1"]
+            r["predict_ratio_to_one_ml_pass"] = {
+                d: s / one_pass for d, s in r["predict_seconds"].items()
+            }
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method in METHODS:
+        rows = sorted(
+            (r for r in results if r["method"] == method and "error" not in r),
+            key=lambda r: r["width"],
+        )
+        if not rows:
+            continue
+        widths = [r["width"] for r in rows]
+        ax_seconds.plot(widths, [r["median_epoch_seconds"] for r in rows], "o-", label=method)
+        ax_ratio.plot(widths, [r.get("epoch_ratio_to_ml", float("nan")) for r in rows],
+                      "o-", label=method)
+    ax_seconds.set(xlabel="hidden width W", ylabel="seconds per epoch", yscale="log",
+                   title="Training cost, MLP 784-W-W-10, batch 128")
+    ax_ratio.set(xlabel="hidden width W", ylabel="epoch time / ML epoch time",
+                 yscale="log", title="Ratio to maximum likelihood")
+    ax_ratio.axhline(1.3, color="gray", linestyle=":", linewidth=1)
+    for ax in (ax_seconds, ax_ratio):
+        ax.set_xscale("log")
+        ax.set_xticks(sorted({r["width"] for r in results}))
+        ax.set_xticklabels([str(w) for w in sorted({r["width"] for r in results})])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    ax_ratio.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def report(path):
+    """Markdown tables of a results JSON."""
+    with open(path) as f:
+        document = json.load(f)
+    results = document["results"]
+    lines = [
+        "| method | width | s/epoch (median) | ratio to ML | peak RSS MiB | RSS rise MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(results, key=lambda r: (r["width"], METHODS.index(r["method"]))):
+        if "error" in r:
+            lines.append(f"| {r['method']} | {r['width']} | failed: {r['error'][:80]} | | | |")
+            continue
+        scaled = " (scaled)" if r.get("scaled_to_full_epoch") else ""
+        lines.append(
+            f"| {r['method']} | {r['width']} | {r['median_epoch_seconds']:.2f}{scaled} | "
+            f"{r['epoch_ratio_to_ml']:.2f} | {r['peak_rss_mib']:.0f} | {r['rss_rise_mib']:.0f} |"
+        )
+    lines += ["", "| method | draws | seconds | ratio to one ML pass |", "|---|---:|---:|---:|"]
+    for r in results:
+        for draws, seconds in r.get("predict_seconds", {}).items():
+            ratio = r.get("predict_ratio_to_one_ml_pass", {}).get(draws, float("nan"))
+            lines.append(f"| {r['method']} | {draws} | {seconds:.3f} | {ratio:.1f} |")
+    print("\n".join(lines))
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        method, width = FLAGS.worker.split(":")
+        print("RESULT " + json.dumps(measure(method, int(width))), flush=True)
+        return
+    if FLAGS.report:
+        report(FLAGS.report)
+        return
+    unknown = set(FLAGS.methods) - set(METHODS)
+    if unknown:
+        raise app.UsageError(f"--methods: unknown {sorted(unknown)}; known: {METHODS}")
+    if FLAGS.epochs < 2:
+        raise app.UsageError("--epochs must be >= 2 (the first is dropped).")
+    widths = [int(w) for w in FLAGS.widths]
+    methods = ["ml"] + [m for m in FLAGS.methods if m != "ml"]
+    results = []
+    document = {
+        "flags": {name: FLAGS[name].value for name in (
+            "methods", "widths", "epochs", "batch_size", "train_size",
+            "slow_methods", "slow_train_size", "slow_widths",
+            "predict_width", "predict_draws", "predict_repeats", "seed")},
+        "cpu_count": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "results": results,
+    }
+    slow_widths = {int(w) for w in FLAGS.slow_widths}
+    for width in widths:
+        for method in methods:
+            if method in FLAGS.slow_methods and width not in slow_widths:
+                continue
+            start = time.perf_counter()
+            results.append(run_worker(method, width))
+            add_ratios(results)
+            r = results[-1]
+            summary = r.get("error") or (
+                f"{r['median_epoch_seconds']:.2f} s/epoch, "
+                f"ratio {r.get('epoch_ratio_to_ml', float('nan')):.2f}, "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
+            print(f"W={width} {method}: {summary} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            if FLAGS.output:
+                document["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+                with open(FLAGS.output, "w") as f:
+                    json.dump(document, f, indent=1)
+    if FLAGS.figure:
+        plot(results, FLAGS.figure)
+    if FLAGS.output:
+        report(FLAGS.output)
+
+
+if __name__ == "__main__":
+    app.run(main)
