@@ -118,21 +118,28 @@ class Discriminator(keras.Model):
         features = self.position_features(codes, shape[-1])
         return tf.reshape(self.score(flat, features), shape)
 
-    def position_features(self, codes, output_dim):
+    def position_features(self, codes, output_dim, positions=None):
         """First-layer contribution of every position, ``(chunks * output_dim,
         hidden)`` in chunk-major order; None for the pooled form.
+
+        ``positions``: optional int tensor of flat (chunk-major) positions;
+        only their features are computed, in that order.
 
         Depends on the positions only, so callers scoring many draws (or
         generated and prior values alike) compute it once.
         """
         if not self.conditional:
             return None
-        position = tf.nn.relu(
-            tf.matmul(codes, self.code_kernel)[:, None, :]
-            + self.offset_embedding[None, :output_dim]
-        )
+        code_term = tf.matmul(codes, self.code_kernel)
+        offset_term = self.offset_embedding[:output_dim]
+        if positions is None:
+            position = code_term[:, None, :] + offset_term[None]
+        else:
+            position = tf.gather(code_term, positions // output_dim) + tf.gather(
+                offset_term, positions % output_dim
+            )
         return tf.reshape(
-            self.position_layer(position), (-1, self.hidden_units[0])
+            self.position_layer(tf.nn.relu(position)), (-1, self.hidden_units[0])
         )
 
     def score(self, values, features=None):

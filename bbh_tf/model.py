@@ -41,9 +41,12 @@ class _Group(
         return tf.concat([layer.position_codes for layer in self.layers], axis=0)
 
 
-def _kl_from_logits(logits):
+def _kl_from_logits(logits, weights=None):
     """The KL estimate from logits ``(draws, values)``: the sum over values
-    (the weights are independent under the prior), averaged over draws."""
+    (the weights are independent under the prior), averaged over draws.
+    ``weights`` ``(values,)`` scale a subsample up to all positions."""
+    if weights is not None:
+        logits = logits * weights
     return tf.reduce_mean(tf.reduce_sum(logits, axis=1))
 
 
@@ -76,6 +79,15 @@ class BayesByHypernet(VariationalModel):
             learning rate (docs/discriminator.md measures it).
         discriminator_warmup_steps: Extra discriminator updates made once,
             at the start of ``fit``, before the first model update. Default 0.
+        discriminator_sample_size: How many generated values the
+            discriminator scores per step, an int >= 1, or None (default)
+            for all of them. With a million generated weights
+            (``mode="full"`` on a large network) scoring all of them
+            dominates the step; a uniform random subset of positions (drawn
+            with replacement each step, shared by all draws and the prior
+            samples, spread over the hypernetworks in proportion to their
+            values) keeps the KL estimate unbiased: its sum is scaled by
+            ``values / subset``, at the price of more variance.
 
     Calling the model runs the network with one joint weight draw for the
     whole batch. ``predict_distribution`` averages over many draws.
@@ -104,6 +116,7 @@ class BayesByHypernet(VariationalModel):
         kl_weight=1.0,
         discriminator_steps=1,
         discriminator_warmup_steps=0,
+        discriminator_sample_size=None,
         **kwargs,
     ):
         super().__init__(
@@ -133,6 +146,12 @@ class BayesByHypernet(VariationalModel):
         )
         self.discriminator_warmup_steps = _checks.non_negative_int(
             "discriminator_warmup_steps", discriminator_warmup_steps
+        )
+        self.discriminator_sample_size = (
+            None if discriminator_sample_size is None
+            else _checks.positive_int(
+                "discriminator_sample_size", discriminator_sample_size
+            )
         )
         self.discriminator_optimizer = None
         self.discriminator_loss_tracker = keras.metrics.Mean(
@@ -279,28 +298,43 @@ class BayesByHypernet(VariationalModel):
         return outputs[:batch], generated
 
     # ------------------------------------------------------------ KL machinery
-    def _used_values(self, generated):
-        """The values the layers use, per group: ``(draws, n_group)``."""
+    def _scored_positions(self):
+        """Per group, the flat positions (into the hypernetwork output) the
+        discriminator scores this step, and the KL weights of the scored
+        values (None when every used value is scored)."""
+        size = self.discriminator_sample_size
+        total = sum(len(group.used) for group in self._groups)
+        positions, weights = [], []
+        for group in self._groups:
+            used = len(group.used)
+            picked = used if size is None else min(used, -(-size * used // total))
+            if picked == used:
+                positions.append(tf.constant(group.used))
+                weights.append(tf.ones([used]))
+                continue
+            index = tf.random.uniform([picked], 0, used, dtype=tf.int32)
+            positions.append(tf.gather(group.used, index))
+            weights.append(tf.fill([picked], used / picked))
+        return positions, None if size is None else tf.concat(weights, axis=0)
+
+    def _used_values(self, generated, positions):
+        """The scored values, per group: ``(draws, n_scored)``."""
         return [
-            tf.gather(tf.reshape(raw, (tf.shape(raw)[0], -1)), group.used, axis=1)
-            for group, raw in zip(self._groups, generated)
+            tf.gather(tf.reshape(raw, (tf.shape(raw)[0], -1)), index, axis=1)
+            for raw, index in zip(generated, positions)
         ]
 
-    def _position_features(self):
-        """The discriminator's position term of every used value, per group."""
-        features = []
-        for group in self._groups:
-            all_positions = self.discriminator.position_features(
-                group.codes(), group.hypernet.output_dim
+    def _position_features(self, positions):
+        """The discriminator's position term of the scored values, per group."""
+        return [
+            self.discriminator.position_features(
+                group.codes(), group.hypernet.output_dim, index
             )
-            features.append(
-                None if all_positions is None
-                else tf.gather(all_positions, group.used)
-            )
-        return features
+            for group, index in zip(self._groups, positions)
+        ]
 
     def _discriminator_logits(self, values, features):
-        """Logits of used values (per group), ``(draws, total_values)``."""
+        """Logits of scored values (per group), ``(draws, total_scored)``."""
         return tf.concat(
             [self.discriminator.score(v, f) for v, f in zip(values, features)],
             axis=1,
@@ -308,14 +342,17 @@ class BayesByHypernet(VariationalModel):
 
     def kl_estimate(self, generated):
         """``E_q[sum_i T(w_i)]``, the estimate of ``KL(q || p)`` in nats."""
+        positions, weights = self._scored_positions()
         logits = self._discriminator_logits(
-            self._used_values(generated), self._position_features()
+            self._used_values(generated, positions),
+            self._position_features(positions),
         )
-        return _kl_from_logits(logits)
+        return _kl_from_logits(logits, weights)
 
-    def _contrast(self, values):
-        """Logits of generated ``values`` (per group) and of as many prior
-        samples, scored in one pass: ``(logits_q, logits_p)``."""
+    def _contrast(self, generated, positions):
+        """Logits of the generated values at ``positions`` (per group) and of
+        as many prior samples, scored in one pass: ``(logits_q, logits_p)``."""
+        values = self._used_values(generated, positions)
         draws = tf.shape(values[0])[0]
         dtype = self.discriminator.compute_dtype
         both = [
@@ -325,7 +362,7 @@ class BayesByHypernet(VariationalModel):
             )
             for v in values
         ]
-        logits = self._discriminator_logits(both, self._position_features())
+        logits = self._discriminator_logits(both, self._position_features(positions))
         return logits[:draws], logits[draws:]
 
     def _scale_discriminator_loss(self, loss):
@@ -339,12 +376,11 @@ class BayesByHypernet(VariationalModel):
 
     def _discriminator_update(self):
         """One discriminator update on fresh draws; ``(loss, accuracy)``."""
-        generated = self._used_values(
-            self._generate(self._draw_noise(self.num_weight_samples))
-        )
+        generated = self._generate(self._draw_noise(self.num_weight_samples))
+        positions, _ = self._scored_positions()
         with tf.GradientTape() as tape:
             loss, accuracy = discriminator_loss(
-                *self._contrast([tf.stop_gradient(g) for g in generated])
+                *self._contrast([tf.stop_gradient(g) for g in generated], positions)
             )
             scaled = self._scale_discriminator_loss(loss)
         self._apply_discriminator_gradients(tape, scaled)
@@ -363,8 +399,9 @@ class BayesByHypernet(VariationalModel):
         variables = self.network.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
             y_pred, generated = self._split_forward(x, training=True)
-            logits_q, logits_p = self._contrast(self._used_values(generated))
-            kl = _kl_from_logits(logits_q)
+            positions, weights = self._scored_positions()
+            logits_q, logits_p = self._contrast(generated, positions)
+            kl = _kl_from_logits(logits_q, weights)
             loss, data_loss = self._loss_terms(
                 x, y, y_pred, sample_weight, kl, training=True
             )
@@ -439,6 +476,7 @@ class BayesByHypernet(VariationalModel):
                 "num_weight_samples": self.num_weight_samples,
                 "discriminator_steps": self.discriminator_steps,
                 "discriminator_warmup_steps": self.discriminator_warmup_steps,
+                "discriminator_sample_size": self.discriminator_sample_size,
             }
         )
         return config

@@ -193,6 +193,8 @@ def test_non_finite_loss_stops_fit_with_a_message():
         ({"kl_weight": float("nan")}, ValueError, "kl_weight"),
         ({"discriminator_steps": 0}, ValueError, "discriminator_steps"),
         ({"discriminator_warmup_steps": -1}, ValueError, "discriminator_warmup_steps"),
+        ({"discriminator_sample_size": 0}, ValueError, "discriminator_sample_size"),
+        ({"discriminator_sample_size": 2.5}, TypeError, "discriminator_sample_size"),
         ({"prior": "gaussian"}, TypeError, "prior"),
         ({"discriminator": keras.Sequential()}, TypeError, "discriminator"),
     ],
@@ -276,3 +278,37 @@ def test_one_optimizer_object_for_both_roles_is_refused():
     adam = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="discriminator_optimizer"):
         model.compile(optimizer=adam, discriminator_optimizer=adam, loss="mse")
+
+
+def test_discriminator_sample_size_keeps_the_kl_estimate_unbiased():
+    x, _ = blobs(n=32)
+    model = compiled_model(small_classifier(mode="full"), num_examples=32)
+    model.build(x.shape)
+    _, generated = model._split_forward(tf.constant(x), training=True)
+    total = sum(len(group.used) for group in model._groups)  # 6*12+12+12*3+3
+    every = float(model.kl_estimate(generated))
+    # A subset at least as large as the whole is the whole, exactly.
+    model.discriminator_sample_size = total
+    assert float(model.kl_estimate(generated)) == pytest.approx(every, rel=1e-6)
+    # A random tenth, scaled up: right on average over many subsets.
+    model.discriminator_sample_size = total // 10
+    estimates = np.array([float(model.kl_estimate(generated)) for _ in range(400)])
+    assert estimates.std() > 0
+    standard_error = estimates.std() / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - every) < 4 * standard_error, (
+        estimates.mean(), every, standard_error)
+
+
+def test_training_with_a_discriminator_subsample():
+    x, y = blobs()
+    model = compiled_model(
+        small_classifier(mode="full"), discriminator_sample_size=24
+    )
+    history = model.fit(x, y, batch_size=32, epochs=6, verbose=0).history
+    assert np.isfinite(history["kl"]).all()
+    assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
+    assert history["accuracy"][-1] > 0.9
+    config = model.get_config()
+    assert config["discriminator_sample_size"] == 24
+    restored = bbh_tf.BayesByHypernet.from_config(config)
+    assert restored.discriminator_sample_size == 24
