@@ -20,29 +20,39 @@ training digits by:
 * ``flipout``: TensorFlow Probability's ``tfp.layers.DenseFlipout`` network
   on tf_keras (the outside peer), KL scaled by ``1 / num_examples``.
 
-Each (method, width) runs in a fresh process, one after the other. Reported:
-seconds per epoch (``--epochs`` epochs, the first dropped as warm-up: it
-traces; median of the rest), peak memory while training (on a GPU the
-device's peak allocation, else the process's peak resident memory and its
-rise over the memory held before the model was built), and at
-``--predict_width`` the seconds of ``predict_distribution`` on the 10 000
-test digits with each of ``--predict_draws`` draws (median of
-``--predict_repeats`` after an untimed call on a slice, which traces; not for
-``bbh_example`` and ``bbh_full_sampled``, which predict like ``bbh`` and
-``bbh_full``). Ratios are to the ``ml`` row of the same run and width; the
+Two measurements (``--measure``):
+
+* ``processes``: each (method, width) in a fresh process, one after the
+  other: seconds per epoch (``--epochs`` epochs, the first dropped as
+  warm-up: it traces; median of the rest), peak memory while training (on a
+  GPU the device's peak allocation, else the process's peak resident memory
+  and its rise over the memory held before the model was built), and at
+  ``--predict_width`` the seconds of ``predict_distribution`` on the 10 000
+  test digits with each of ``--predict_draws`` draws (median of
+  ``--predict_repeats`` after an untimed call on a slice, which traces; not
+  for ``bbh_example`` and ``bbh_full_sampled``, which predict like ``bbh``
+  and ``bbh_full``). ``--slow_methods`` train their epochs on
+  ``--slow_train_size`` digits (KL still weighted by 1 / 60 000) and their
+  epoch time is scaled to 60 000 digits, at ``--slow_widths`` only.
+* ``interleaved``: per width, one process trains every other method one
+  epoch per round for ``--rounds`` rounds (the first dropped), so a slow
+  spell of a shared machine hits all methods alike: the epoch ratios to
+  quote.
+
+Ratios are to the ``ml`` row of the same measurement and width; the
 prediction ratio divides by one ``ml`` prediction pass
-(``predict_distribution`` with one draw). ``--slow_methods`` train their
-epochs on ``--slow_train_size`` digits (KL still weighted by 1 / 60 000) and
-their epoch time is scaled to 60 000 digits; the tables mark it.
+(``predict_distribution`` with one draw).
 
-Run (two CPU cores: about an hour for the defaults)::
+Run (two CPU cores: about 100 minutes for the defaults)::
 
-    python benchmarks/performance.py --data_dir=../shared/data/mnist \\
-        --output=docs/runs/performance.json \\
+    python benchmarks/performance.py --data_dir=../shared/data/mnist \
+        --output=docs/runs/performance.json \
         --figure=docs/figures/performance_scaling.png
 
-then ``python benchmarks/performance.py --report=docs/runs/performance.json``
-prints the Markdown tables of docs/performance.md from the JSON.
+``--measure=interleaved`` alone adds the interleaved timings to an existing
+``--output``; ``python benchmarks/performance.py
+--report=docs/runs/performance.json [--figure=...]`` prints the Markdown
+tables of docs/performance.md (and redraws the figure) from the JSON.
 """
 
 import json
@@ -83,7 +93,17 @@ flags.DEFINE_integer("predict_repeats", 2, "Timed prediction calls per draw coun
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and noise.")
 flags.DEFINE_string("output", "", "JSON file for the results (appended as runs finish).")
 flags.DEFINE_string("figure", "", "PNG of epoch seconds and ratios against width.")
-flags.DEFINE_string("report", "", "Print the Markdown tables of this JSON and exit.")
+flags.DEFINE_string(
+    "report", "", "Print the Markdown tables of this JSON (and draw --figure) and exit."
+)
+flags.DEFINE_list(
+    "measure", ["processes", "interleaved"],
+    "processes: one process per (method, width) for memory, prediction and "
+    "the slow methods; interleaved: epoch times of the other methods "
+    "interleaved in one process per width (with only this, --output is "
+    "updated in place).",
+)
+flags.DEFINE_integer("rounds", 4, "Interleaved rounds of one epoch per method; the first is dropped.")
 flags.DEFINE_string("worker", "", "Internal: 'method:width' to measure in this process.")
 
 DROPOUT_RATE = 0.3
@@ -308,11 +328,50 @@ def measure(method, width):
     return result
 
 
+def measure_interleaved(width):
+    """Epoch seconds of every non-slow method at ``width``, their epochs
+    interleaved (one of each per round), so slow drifts of a shared machine
+    hit all methods alike; a list of dicts."""
+    import keras
+
+    import bbh_tf
+
+    x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
+    if FLAGS.train_size:
+        x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
+    models = {}
+    for method in driver_methods():
+        if method in FLAGS.slow_methods:
+            continue
+        keras.utils.set_random_seed(FLAGS.seed)
+        if method == "flipout":
+            models[method], _ = build_flipout(width, len(x))
+        else:
+            models[method] = build_bbh_tf(method, width, len(x))
+    seconds = {method: [] for method in models}
+    for _ in range(FLAGS.rounds):
+        for method, model in models.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=FLAGS.batch_size, epochs=1, verbose=0)
+            seconds[method].append(time.perf_counter() - start)
+    return [
+        {"method": method, "width": width, "epoch_seconds": values,
+         "median_epoch_seconds": statistics.median(values[1:])}
+        for method, values in seconds.items()
+    ]
+
+
 # ------------------------------------------------------------------ driver
+def driver_methods():
+    """``--methods`` with ``ml`` (the reference) first."""
+    return ["ml"] + [m for m in FLAGS.methods if m != "ml"]
+
+
 def run_worker(method, width):
-    """Measure in a fresh process; the result dict, or one with an error."""
+    """Measure in a fresh process; the result, or a dict with an error."""
     args = [
         sys.executable, os.path.abspath(__file__), f"--worker={method}:{width}",
+        f"--methods={','.join(FLAGS.methods)}", f"--rounds={FLAGS.rounds}",
         f"--epochs={FLAGS.epochs}", f"--batch_size={FLAGS.batch_size}",
         f"--train_size={FLAGS.train_size}", f"--predict_width={FLAGS.predict_width}",
         f"--predict_draws={','.join(FLAGS.predict_draws)}",
@@ -348,33 +407,45 @@ def add_ratios(results):
             }
 
 
-def plot(results, path):
+def epoch_rows(document):
+    """One row per (method, width) for the figure: the interleaved timing
+    where there is one, else the separate process's."""
+    rows = {(r["method"], r["width"]): r for r in document["results"] if "error" not in r}
+    rows.update(
+        {(r["method"], r["width"]): r for r in document.get("interleaved", [])
+         if "error" not in r}
+    )
+    return list(rows.values())
+
+
+def plot(document, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.2))
+    results = epoch_rows(document)
+    widths = sorted({r["width"] for r in results})
+    fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.4))
     for method in METHODS:
-        rows = sorted(
-            (r for r in results if r["method"] == method and "error" not in r),
-            key=lambda r: r["width"],
-        )
+        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["width"])
         if not rows:
             continue
-        widths = [r["width"] for r in rows]
-        ax_seconds.plot(widths, [r["median_epoch_seconds"] for r in rows], "o-", label=method)
-        ax_ratio.plot(widths, [r.get("epoch_ratio_to_ml", float("nan")) for r in rows],
-                      "o-", label=method)
-    ax_seconds.set(xlabel="hidden width W", ylabel="seconds per epoch", yscale="log",
-                   title="Training cost, MLP 784-W-W-10, batch 128")
+        style = "o--" if rows[0].get("scaled_to_full_epoch") else "o-"
+        label = method + (" (scaled)" if rows[0].get("scaled_to_full_epoch") else "")
+        x = [r["width"] for r in rows]
+        ax_seconds.plot(x, [r["median_epoch_seconds"] for r in rows], style, label=label)
+        ax_ratio.plot(x, [r.get("epoch_ratio_to_ml", float("nan")) for r in rows], style,
+                      label=label)
+    ax_seconds.set(xlabel="hidden width W", ylabel="seconds per epoch (60 000 digits)",
+                   yscale="log", title="Training cost, MLP 784-W-W-10, batch 128")
     ax_ratio.set(xlabel="hidden width W", ylabel="epoch time / ML epoch time",
-                 yscale="log", title="Ratio to maximum likelihood")
+                 yscale="log", title="Ratio to maximum likelihood (same width)")
     ax_ratio.axhline(1.3, color="gray", linestyle=":", linewidth=1)
     for ax in (ax_seconds, ax_ratio):
         ax.set_xscale("log")
-        ax.set_xticks(sorted({r["width"] for r in results}))
-        ax.set_xticklabels([str(w) for w in sorted({r["width"] for r in results})])
+        ax.set_xticks(widths)
+        ax.set_xticklabels([str(w) for w in widths])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     ax_ratio.legend(fontsize=8)
@@ -383,40 +454,64 @@ def plot(results, path):
     fig.savefig(path, dpi=120)
 
 
-def report(path):
-    """Markdown tables of a results JSON."""
-    with open(path) as f:
-        document = json.load(f)
-    results = document["results"]
+def report(document):
+    """Print the Markdown tables of a results document."""
+    separate = {(r["method"], r["width"]): r for r in document["results"]}
+    together = {(r["method"], r["width"]): r for r in document.get("interleaved", [])}
+    keys = sorted(set(separate) | set(together), key=lambda k: (k[1], METHODS.index(k[0])))
     lines = [
-        "| method | width | s/epoch (median) | ratio to ML | peak RSS MiB | RSS rise MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| width | method | s/epoch, interleaved | ratio to ML | s/epoch, own process "
+        "| ratio to ML | peak RSS MiB | RSS rise MiB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(results, key=lambda r: (r["width"], METHODS.index(r["method"]))):
+
+    def cells(r, with_memory):
+        if r is None:
+            return ["", ""] + (["", ""] if with_memory else [])
         if "error" in r:
-            lines.append(f"| {r['method']} | {r['width']} | failed: {r['error'][:80]} | | | |")
-            continue
+            return ["failed: " + r["error"][:60], ""] + (["", ""] if with_memory else [])
         scaled = " (scaled)" if r.get("scaled_to_full_epoch") else ""
-        lines.append(
-            f"| {r['method']} | {r['width']} | {r['median_epoch_seconds']:.2f}{scaled} | "
-            f"{r['epoch_ratio_to_ml']:.2f} | {r['peak_rss_mib']:.0f} | {r['rss_rise_mib']:.0f} |"
-        )
+        out = [f"{r['median_epoch_seconds']:.2f}{scaled}", f"{r.get('epoch_ratio_to_ml', float('nan')):.2f}"]
+        if with_memory:
+            out += [f"{r['peak_rss_mib']:.0f}", f"{r['rss_rise_mib']:.0f}"]
+        return out
+
+    for method, width in keys:
+        row = [str(width), method]
+        row += cells(together.get((method, width)), False)
+        row += cells(separate.get((method, width)), True)
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| method | draws | seconds | ratio to one ML pass |", "|---|---:|---:|---:|"]
-    for r in results:
+    for r in document["results"]:
         for draws, seconds in r.get("predict_seconds", {}).items():
             ratio = r.get("predict_ratio_to_one_ml_pass", {}).get(draws, float("nan"))
             lines.append(f"| {r['method']} | {draws} | {seconds:.3f} | {ratio:.1f} |")
     print("\n".join(lines))
 
 
+def save(document):
+    if FLAGS.output:
+        document["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(FLAGS.output, "w") as f:
+            json.dump(document, f, indent=1)
+
+
 def main(argv):
     del argv
     if FLAGS.worker:
         method, width = FLAGS.worker.split(":")
-        print("RESULT " + json.dumps(measure(method, int(width))), flush=True)
+        if method == "interleaved":
+            result = measure_interleaved(int(width))
+        else:
+            result = measure(method, int(width))
+        print("RESULT " + json.dumps(result), flush=True)
         return
     if FLAGS.report:
-        report(FLAGS.report)
+        with open(FLAGS.report) as f:
+            document = json.load(f)
+        report(document)
+        if FLAGS.figure:
+            plot(document, FLAGS.figure)
         return
     unknown = set(FLAGS.methods) - set(METHODS)
     if unknown:
@@ -424,19 +519,23 @@ def main(argv):
     if FLAGS.epochs < 2:
         raise app.UsageError("--epochs must be >= 2 (the first is dropped).")
     widths = [int(w) for w in FLAGS.widths]
-    methods = ["ml"] + [m for m in FLAGS.methods if m != "ml"]
-    results = []
-    document = {
-        "flags": {name: FLAGS[name].value for name in (
-            "methods", "widths", "epochs", "batch_size", "train_size",
-            "slow_methods", "slow_train_size", "slow_widths",
-            "predict_width", "predict_draws", "predict_repeats", "seed")},
-        "cpu_count": os.cpu_count(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "results": results,
-    }
+    methods = driver_methods()
+    flag_names = (
+        "methods", "widths", "epochs", "batch_size", "train_size", "slow_methods",
+        "slow_train_size", "slow_widths", "predict_width", "predict_draws",
+        "predict_repeats", "seed", "rounds",
+    )
+    if "processes" not in FLAGS.measure and FLAGS.output and os.path.exists(FLAGS.output):
+        with open(FLAGS.output) as f:
+            document = json.load(f)
+    else:
+        document = {"cpu_count": os.cpu_count(), "results": []}
+    results = document["results"]
     slow_widths = {int(w) for w in FLAGS.slow_widths}
-    for width in widths:
+    if "processes" in FLAGS.measure:
+        document["flags"] = {name: FLAGS[name].value for name in flag_names}
+        document["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    for width in widths if "processes" in FLAGS.measure else ():
         for method in methods:
             if method in FLAGS.slow_methods and width not in slow_widths:
                 continue
@@ -451,14 +550,28 @@ def main(argv):
             )
             print(f"W={width} {method}: {summary} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
-            if FLAGS.output:
-                document["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-                with open(FLAGS.output, "w") as f:
-                    json.dump(document, f, indent=1)
+            save(document)
+    if "interleaved" in FLAGS.measure:
+        document["interleaved_flags"] = {name: FLAGS[name].value for name in flag_names}
+        document["interleaved_started"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        interleaved = document["interleaved"] = []
+        for width in widths:
+            start = time.perf_counter()
+            rows = run_worker("interleaved", width)
+            if isinstance(rows, dict):  # an error
+                rows = [rows]
+            interleaved.extend(rows)
+            add_ratios(interleaved)
+            for r in rows:
+                print(f"interleaved W={width} {r['method']}: "
+                      + (r.get("error") or f"{r['median_epoch_seconds']:.2f} s/epoch, "
+                         f"ratio {r.get('epoch_ratio_to_ml', float('nan')):.2f}"),
+                      flush=True)
+            print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+            save(document)
     if FLAGS.figure:
-        plot(results, FLAGS.figure)
-    if FLAGS.output:
-        report(FLAGS.output)
+        plot(document, FLAGS.figure)
+    report(document)
 
 
 if __name__ == "__main__":
