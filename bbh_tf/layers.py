@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from bbh_tf import _checks, _conv
-from bbh_tf.hypernet import HyperNetwork, injected_values_for
+from bbh_tf.hypernet import HyperNetwork, injected_values_for, input_shared_by_draws
 
 _MODES = ("weight_norm", "full")
 _NORM_EPSILON = 1e-12
@@ -93,17 +93,32 @@ def _split_draws(x, num_draws):
     return tf.reshape(x, tf.stack([num_draws, -1, tf.shape(x)[-1]]))
 
 
-def _per_draw_affine(features, kernel, bias):
+def _per_draw_affine(features, kernel, bias, shared=False):
     """``features @ kernel[d] + bias[d]`` for the rows of each draw ``d``.
 
-    ``features``: ``(S * G, ..., d_in)``; ``kernel``: ``(S, d_in, d_out)``;
-    ``bias``: ``(S, d_out)`` or None. Returns ``(S * G, ..., d_out)``.
+    ``features``: ``(S * G, ..., d_in)``, or ``(G, ..., d_in)`` rows shared
+    by all draws if ``shared``; ``kernel``: ``(S, d_in, d_out)``; ``bias``:
+    ``(S, d_out)`` or None. Returns ``(S * G, ..., d_out)``.
     """
-    outputs = tf.matmul(_split_draws(features, tf.shape(kernel)[0]), kernel)
+    draws = tf.shape(kernel)[0]
+    if shared:
+        # One group broadcast against every draw's kernel: no tiled copy.
+        grouped = tf.reshape(features, tf.stack([1, -1, tf.shape(features)[-1]]))
+    else:
+        grouped = _split_draws(features, draws)
+    outputs = tf.matmul(grouped, kernel)
     if bias is not None:
         outputs += bias[:, None, :]
-    shape = tf.concat([tf.shape(features)[:-1], tf.shape(kernel)[-1:]], axis=0)
-    return tf.reshape(outputs, shape)
+    leading = tf.shape(features)[:-1]
+    if shared:
+        leading = tf.concat([[draws * leading[0]], leading[1:]], axis=0)
+    return tf.reshape(outputs, tf.concat([leading, tf.shape(kernel)[-1:]], axis=0))
+
+
+def _repeat_for_draws(x, num_draws):
+    """``(G, ...)`` -> ``(S * G, ...)``: the rows repeated once per draw."""
+    multiples = tf.concat([[num_draws], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0)
+    return tf.tile(x, multiples)
 
 
 def _weight_norm_scale(outputs, direction, scales, bias):
@@ -184,14 +199,21 @@ class _LinearHyperLayer(HyperLayer):
 
     def call(self, inputs):
         values = self.generated_values()
+        # Prediction may hand the first hyper layer one copy of the batch for
+        # all draws (see BayesByHypernet.sample_predictions).
+        shared = input_shared_by_draws(self)
         if self.mode == "full":
             size, units = math.prod(self.kernel_shape), self.kernel_shape[-1]
             kernel = tf.reshape(values[:, :size], (-1, size // units, units))
             bias = values[:, size:] if self.use_bias else None
-            outputs = _per_draw_affine(self._features(inputs), kernel, bias)
+            outputs = _per_draw_affine(self._features(inputs), kernel, bias, shared)
         else:
+            product = self._linear(inputs, self.direction)
+            if shared:
+                # The product with V does not depend on the draw: once.
+                product = _repeat_for_draws(product, tf.shape(values)[0])
             outputs = _weight_norm_scale(
-                self._linear(inputs, self.direction),
+                product,
                 self.direction,
                 values,
                 self.bias if self.use_bias else None,

@@ -267,19 +267,59 @@ class BayesByHypernet(VariationalModel):
             for group in self._groups
         ]
 
-    def _run_network(self, rows, num_draws, training=None, noise=None):
-        """Network output for ``rows`` laid out as ``num_draws`` equal groups."""
+    def _run_network(self, rows, num_draws, training=None, noise=None,
+                     shared_input_layer=None):
+        """Network output for ``rows`` laid out as ``num_draws`` equal groups
+        (or, with ``shared_input_layer``, one group that layer shares)."""
         generated = self._generate(noise or self._draw_noise(num_draws))
         per_layer = {}
         for group, raw in zip(self._groups, generated):
             per_layer.update(zip(group.layers, tf.split(raw, group.chunks, axis=1)))
-        with injected_values(per_layer):
+        with injected_values(per_layer, shared_input_layer):
             outputs = self.network(rows, training=training)
         return outputs, generated
 
     def call(self, inputs, training=None):
         outputs, _ = self._run_network(inputs, 1, training=training)
         return outputs
+
+    @property
+    def _shared_input_layer(self):
+        """The hyper layer that can take one copy of a prediction batch for
+        all draws, or None: the first hyper layer of a Sequential network
+        (everything before it sees the batch once, at ``training=False``,
+        and everything after it one group of rows per draw)."""
+        if not isinstance(self.network, keras.Sequential):
+            return None
+        for layer in self.network.layers:
+            if isinstance(layer, HyperLayer):
+                return layer
+            if any(isinstance(inner, HyperLayer)
+                   for inner in layer._flatten_layers(include_self=False)):
+                return None
+        return None
+
+    def sample_predictions(self, inputs, num_samples, noise=None):
+        """Outputs for ``num_samples`` draws: ``(num_samples, batch, ...)``.
+
+        All draws run in one vectorised pass. In a Sequential network the
+        layers up to the first hyper layer see the batch once, and that
+        layer expands it to one group per draw (in ``weight_norm`` mode its
+        product with the direction ``V`` is computed once for all draws);
+        other networks get the batch tiled once per draw. ``noise``
+        optionally maps ``id(hypernet)`` to ``(num_samples, noise_dim)``.
+        """
+        first = self._shared_input_layer
+        if first is None:
+            return super().sample_predictions(inputs, num_samples, noise=noise)
+        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
+        outputs, _ = self._run_network(
+            inputs, num_samples, training=False, noise=noise, shared_input_layer=first
+        )
+        return tf.reshape(
+            outputs,
+            tf.concat([[num_samples, tf.shape(inputs)[0]], tf.shape(outputs)[1:]], 0),
+        )
 
     def _sample_rows(self, rows, num_draws, noise=None):
         # ``noise`` optionally maps id(hypernet) to a (num_draws, noise_dim)

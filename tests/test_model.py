@@ -312,3 +312,47 @@ def test_training_with_a_discriminator_subsample():
     assert config["discriminator_sample_size"] == 24
     restored = bbh_tf.BayesByHypernet.from_config(config)
     assert restored.discriminator_sample_size == 24
+
+
+def _prediction_network(kind, mode):
+    hypernet = bbh_tf.HyperNetwork(
+        noise_dim=4, hidden_units=(8,), output_dim=16, code_dim=4
+    )
+    if kind == "dense":
+        first = bbh_tf.HyperDense(12, activation="relu", hypernet=hypernet, mode=mode)
+        # A layer before the first hyper layer sees the batch once.
+        stack = [keras.Input((6,)), keras.layers.Rescaling(0.5), first]
+        x = blobs(n=10)[0]
+    else:
+        first = bbh_tf.HyperConv2D(3, 3, activation="relu", hypernet=hypernet, mode=mode)
+        stack = [keras.Input((6, 6, 2)), first, keras.layers.Flatten()]
+        x = np.random.default_rng(0).normal(size=(10, 6, 6, 2)).astype("float32")
+    stack.append(bbh_tf.HyperDense(3, activation="softmax", hypernet=hypernet, mode=mode))
+    return keras.Sequential(stack), first, x
+
+
+@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_prediction_passes_the_batch_once_to_the_first_hyper_layer(kind, mode):
+    network, first, x = _prediction_network(kind, mode)
+    model = bbh_tf.BayesByHypernet(network, num_examples=10)
+    model.build(x.shape)
+    assert model._shared_input_layer is first
+    noise = {id(h): h.sample_noise(4) for h in model.hypernets}
+    shared = model.sample_predictions(x, 4, noise=noise).numpy()
+    # The general path: the batch tiled once per draw through every layer.
+    tiled = bbh_tf.PredictiveModel.sample_predictions(model, x, 4, noise=noise).numpy()
+    assert shared.shape == (4, 10, 3)
+    np.testing.assert_allclose(shared, tiled, rtol=1e-5, atol=1e-6)
+    assert np.abs(shared[0] - shared[1]).max() > 1e-4  # the draws differ
+
+
+def test_prediction_tiles_the_batch_for_non_sequential_networks():
+    inputs = keras.Input((6,))
+    model = bbh_tf.BayesByHypernet(
+        keras.Model(inputs, small_classifier()(inputs)), num_examples=10
+    )
+    model.build((None, 6))
+    assert model._shared_input_layer is None
+    mean, std = model.predict_distribution(blobs(n=10)[0], num_samples=5)
+    assert mean.shape == std.shape == (10, 3) and (std > 0).any()
