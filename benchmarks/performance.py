@@ -426,7 +426,7 @@ def plot(document, path):
 
     results = epoch_rows(document)
     widths = sorted({r["width"] for r in results})
-    fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(13, 4.4))
     for method in METHODS:
         rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["width"])
         if not rows:
@@ -448,7 +448,7 @@ def plot(document, path):
         ax.set_xticklabels([str(w) for w in widths])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-    ax_ratio.legend(fontsize=8)
+    ax_ratio.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
