@@ -115,7 +115,7 @@ def _per_draw_affine(features, kernel, bias, shared=False):
     return tf.reshape(outputs, tf.concat([leading, tf.shape(kernel)[-1:]], axis=0))
 
 
-def _repeat_for_draws(x, num_draws):
+def repeat_for_draws(x, num_draws):
     """``(G, ...)`` -> ``(S * G, ...)``: the rows repeated once per draw."""
     multiples = tf.concat([[num_draws], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0)
     return tf.tile(x, multiples)
@@ -200,7 +200,7 @@ class _LinearHyperLayer(HyperLayer):
     def call(self, inputs):
         values = self.generated_values()
         # Prediction may hand the first hyper layer one copy of the batch for
-        # all draws (see BayesByHypernet.sample_predictions).
+        # all draws (see BayesByHypernet._sample_batch).
         shared = input_shared_by_draws(self)
         if self.mode == "full":
             size, units = math.prod(self.kernel_shape), self.kernel_shape[-1]
@@ -211,7 +211,7 @@ class _LinearHyperLayer(HyperLayer):
             product = self._linear(inputs, self.direction)
             if shared:
                 # The product with V does not depend on the draw: once.
-                product = _repeat_for_draws(product, tf.shape(values)[0])
+                product = repeat_for_draws(product, tf.shape(values)[0])
             outputs = _weight_norm_scale(
                 product,
                 self.direction,

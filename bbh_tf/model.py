@@ -299,27 +299,20 @@ class BayesByHypernet(VariationalModel):
                 return None
         return None
 
-    def sample_predictions(self, inputs, num_samples, noise=None):
-        """Outputs for ``num_samples`` draws: ``(num_samples, batch, ...)``.
-
-        All draws run in one vectorised pass. In a Sequential network the
-        layers up to the first hyper layer see the batch once, and that
-        layer expands it to one group per draw (in ``weight_norm`` mode its
-        product with the direction ``V`` is computed once for all draws);
-        other networks get the batch tiled once per draw. ``noise``
-        optionally maps ``id(hypernet)`` to ``(num_samples, noise_dim)``.
-        """
+    def _sample_batch(self, inputs, num_samples, noise=None):
+        """In a Sequential network the layers up to the first hyper layer see
+        the batch once, and that layer expands it to one group per draw (in
+        ``weight_norm`` mode its product with the direction ``V`` is
+        computed once for all draws); other networks get the batch tiled
+        once per draw. ``noise`` optionally maps ``id(hypernet)`` to
+        ``(num_samples, noise_dim)``."""
         first = self._shared_input_layer
         if first is None:
-            return super().sample_predictions(inputs, num_samples, noise=noise)
-        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
+            return super()._sample_batch(inputs, num_samples, noise=noise)
         outputs, _ = self._run_network(
             inputs, num_samples, training=False, noise=noise, shared_input_layer=first
         )
-        return tf.reshape(
-            outputs,
-            tf.concat([[num_samples, tf.shape(inputs)[0]], tf.shape(outputs)[1:]], 0),
-        )
+        return outputs
 
     def _sample_rows(self, rows, num_draws, noise=None):
         # ``noise`` optionally maps id(hypernet) to a (num_draws, noise_dim)
@@ -343,11 +336,13 @@ class BayesByHypernet(VariationalModel):
         discriminator scores this step, and the KL weights of the scored
         values (None when every used value is scored)."""
         size = self.discriminator_sample_size
+        if size is None:
+            return [tf.constant(group.used) for group in self._groups], None
         total = sum(len(group.used) for group in self._groups)
         positions, weights = [], []
         for group in self._groups:
             used = len(group.used)
-            picked = used if size is None else min(used, -(-size * used // total))
+            picked = min(used, -(-size * used // total))
             if picked == used:
                 positions.append(tf.constant(group.used))
                 weights.append(tf.ones([used]))
@@ -355,7 +350,7 @@ class BayesByHypernet(VariationalModel):
             index = tf.random.uniform([picked], 0, used, dtype=tf.int32)
             positions.append(tf.gather(group.used, index))
             weights.append(tf.fill([picked], used / picked))
-        return positions, None if size is None else tf.concat(weights, axis=0)
+        return positions, tf.concat(weights, axis=0)
 
     def _used_values(self, generated, positions):
         """The scored values, per group: ``(draws, n_scored)``."""

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from bbh_tf import _checks
+from bbh_tf.layers import repeat_for_draws
 
 
 def scale_for_replicas(value):
@@ -115,17 +116,21 @@ class PredictiveModel(keras.Model):
     def sample_predictions(self, inputs, num_samples, **kwargs):
         """Outputs for ``num_samples`` draws: ``(num_samples, batch, ...)``.
 
-        All draws run in one vectorised pass over the batch tiled
-        ``num_samples`` times.
+        All draws run in one vectorised pass (see :meth:`_sample_batch`).
         """
         inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
-        batch = tf.shape(inputs)[0]
-        multiples = tf.concat(
-            [[num_samples], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0
-        )
-        outputs = self._sample_rows(tf.tile(inputs, multiples), num_samples, **kwargs)
+        outputs = self._sample_batch(inputs, num_samples, **kwargs)
         return tf.reshape(
-            outputs, tf.concat([[num_samples, batch], tf.shape(outputs)[1:]], 0)
+            outputs,
+            tf.concat([[num_samples, tf.shape(inputs)[0]], tf.shape(outputs)[1:]], 0),
+        )
+
+    def _sample_batch(self, inputs, num_samples, **kwargs):
+        """Outputs ``(num_samples * batch, ...)`` for a batch, rows of draw
+        ``d`` at ``[d * batch, (d + 1) * batch)``: the batch tiled once per
+        draw through :meth:`_sample_rows`."""
+        return self._sample_rows(
+            repeat_for_draws(inputs, num_samples), num_samples, **kwargs
         )
 
     # ------------------------------------------------------------ inference

@@ -341,7 +341,8 @@ def test_prediction_passes_the_batch_once_to_the_first_hyper_layer(kind, mode):
     noise = {id(h): h.sample_noise(4) for h in model.hypernets}
     shared = model.sample_predictions(x, 4, noise=noise).numpy()
     # The general path: the batch tiled once per draw through every layer.
-    tiled = bbh_tf.PredictiveModel.sample_predictions(model, x, 4, noise=noise).numpy()
+    tiled = bbh_tf.PredictiveModel._sample_batch(model, x, 4, noise=noise)
+    tiled = tiled.numpy().reshape(shared.shape)
     assert shared.shape == (4, 10, 3)
     np.testing.assert_allclose(shared, tiled, rtol=1e-5, atol=1e-6)
     assert np.abs(shared[0] - shared[1]).max() > 1e-4  # the draws differ
