@@ -130,7 +130,6 @@ def build_bbh_tf(method, width, num_examples):
 
     import bbh_tf
 
-    @keras.saving.register_keras_serializable(package="benchmarks")
     class WeightNormDense(keras.layers.Dense):
         """``Dense`` with ``kernel = g * v / ||v||`` per output unit."""
 
@@ -306,7 +305,7 @@ def measure(method, width):
             "device_name", "GPU"
         )
     result["peak_rss_mib"] = peak_resident_mib()
-    result["rss_rise_mib"] = peak_resident_mib() - before_mib
+    result["rss_rise_mib"] = result["peak_rss_mib"] - before_mib
 
     if width == FLAGS.predict_width and method not in SAME_PREDICTION:
         draws_list = [1] if method == "ml" else [int(d) for d in FLAGS.predict_draws]
@@ -516,8 +515,11 @@ def main(argv):
     unknown = set(FLAGS.methods) - set(METHODS)
     if unknown:
         raise app.UsageError(f"--methods: unknown {sorted(unknown)}; known: {METHODS}")
-    if FLAGS.epochs < 2:
-        raise app.UsageError("--epochs must be >= 2 (the first is dropped).")
+    if FLAGS.epochs < 2 or FLAGS.rounds < 2:
+        raise app.UsageError("--epochs and --rounds must be >= 2 (the first is dropped).")
+    for name in ("widths", "slow_widths", "predict_draws"):
+        if not all(v.isdigit() and int(v) > 0 for v in FLAGS[name].value):
+            raise app.UsageError(f"--{name} must list integers >= 1, got {FLAGS[name].value}.")
     widths = [int(w) for w in FLAGS.widths]
     methods = driver_methods()
     flag_names = (

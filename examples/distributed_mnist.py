@@ -48,27 +48,47 @@ import mnist_mlp  # noqa: E402  (defines the shared flags)
 FLAGS = flags.FLAGS
 
 
-def make_strategy():
-    """``(strategy, name)``: MultiWorkerMirroredStrategy from ``TF_CONFIG``,
-    else MirroredStrategy. Must run before any other TensorFlow operation of
-    the program."""
-    if os.environ.get("TF_CONFIG"):
+def tf_config_index():
+    """This worker's index from ``TF_CONFIG``, or None when it is unset; a
+    usage error naming ``TF_CONFIG`` when it is not the expected JSON."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    expected = (
+        'TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+        '"task": {"type": "worker", "index": 0}}'
+    )
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        index = config["task"]["index"]
+    except (ValueError, TypeError, KeyError):
+        raise app.UsageError(f"{expected}, got {raw!r}.") from None
+    if not (isinstance(workers, list) and isinstance(index, int)
+            and 0 <= index < len(workers)):
+        raise app.UsageError(
+            f"{expected}: task.index must index the cluster.worker list, got "
+            f"{index!r} for {workers!r}."
+        )
+    return index
+
+
+def make_strategy(multi_worker):
+    """``(strategy, name)``: MultiWorkerMirroredStrategy (it reads
+    ``TF_CONFIG``) or MirroredStrategy. Must run before any other TensorFlow
+    operation of the program."""
+    if multi_worker:
         # Its class is named CollectiveAllReduceStrategy; report the API name.
         return tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirroredStrategy"
     return tf.distribute.MirroredStrategy(), "MirroredStrategy"
 
 
-def worker_index():
-    """This process's index among the workers (0 without ``TF_CONFIG``)."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    return int(config.get("task", {}).get("index", 0))
-
-
 def main(argv):
     del argv
-    strategy, strategy_name = make_strategy()
+    index = tf_config_index()
+    strategy, strategy_name = make_strategy(index is not None)
     tf.get_logger().setLevel("ERROR")  # one INFO line per all-reduce otherwise
-    index = worker_index()
+    index = index or 0
     output_dir = (
         FLAGS.output_dir if index == 0
         else os.path.join(FLAGS.output_dir, f"worker_{index}")

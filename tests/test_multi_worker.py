@@ -118,3 +118,21 @@ def test_without_tf_config_uses_mirrored_strategy(tmp_path):
     assert results["strategy"] == "MirroredStrategy"
     assert results["worker_index"] == 0
     assert 0.0 < results["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "tf_config",
+    ["not json", '{"cluster": {"worker": ["127.0.0.1:1"]}}',
+     '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}'],
+)
+def test_a_malformed_tf_config_is_a_usage_error(tmp_path, tf_config):
+    result = subprocess.run(
+        [sys.executable, EXAMPLE, "--epochs=1", f"--output_dir={tmp_path}"],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3",
+                 PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "TF_CONFIG must be JSON like" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
