@@ -21,13 +21,17 @@ The discriminator is trained harder than the package default (5 updates per
 step at Adam 1e-2, see ``--discriminator_steps``): with one update at 1e-3 it
 lags behind the hypernetwork here and the posterior collapses to nearly
 deterministic weights (docs/discriminator.md). More ``--steps`` fit the data
-more closely and widen the bands further.
+more closely and, for Bayes by Hypernet, narrow the bands (docs/results.md).
 
 Run (one to two minutes on two CPU cores)::
 
     python examples/toy_regression.py                  # all methods
     python examples/toy_regression.py --method=bbh --steps=3000 --seed=1
     python examples/toy_regression.py --method=mc_dropout --output=/tmp/toy.png
+
+``--flagfile=examples/toy_authors_notebook.flags`` runs the settings of the
+authors' public toy notebook instead (noise std 9, 40 steps at Adam 0.1,
+...; the file says where each comes from and what still differs).
 
 Besides the PNG, a JSON with the same name holds the printed numbers: per
 method the mean predictive std inside (``|x| <= 4``) and outside
@@ -81,18 +85,53 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
     "discriminator_learning_rate", 1e-2, "Bayes by Hypernet: discriminator Adam rate."
 )
+flags.DEFINE_float(
+    "noise_std",
+    NOISE_STD,
+    "Std of the data's noise, also the known std of every method's Gaussian "
+    "likelihood.",
+)
+flags.DEFINE_float("adam_epsilon", 1e-7, "Epsilon of every Adam optimizer.")
+flags.DEFINE_integer(
+    "num_weight_samples", 5, "Bayes by Hypernet: weight draws per training step."
+)
+flags.DEFINE_integer(
+    "discriminator_warmup_steps",
+    0,
+    "Bayes by Hypernet: discriminator updates before the first model update.",
+)
+flags.DEFINE_float(
+    "kl_weight", 1.0, "Bayes by Hypernet: multiplier of the KL / N term."
+)
+flags.DEFINE_list(
+    "prior",
+    [],
+    "Bayes by Hypernet: scale-mixture prior as pi,sigma1,sigma2 (pi * "
+    "N(0, sigma1^2) + (1 - pi) * N(0, sigma2^2)); empty: the package default "
+    "ScaleMixturePrior().",
+)
+flags.DEFINE_float(
+    "discriminator_clipvalue",
+    None,
+    "Bayes by Hypernet: clip each discriminator gradient to +-this; unset: no "
+    "clipping.",
+)
 
 
-def gaussian_nll(y_true, y_pred):
-    """Negative log-likelihood per example under the known noise, up to a
-    constant: ``0.5 * (y - f)**2 / sigma**2`` with ``sigma = 3``.
+def gaussian_nll(noise_std):
+    """The loss: negative log-likelihood per example under the known noise
+    std, up to a constant: ``0.5 * (y - f)**2 / noise_std**2``.
 
     Mean squared error instead would weigh the data 1/(2 sigma^2) = 1/18 as
-    much against the KL term as the likelihood does.
+    much against the KL term as the likelihood does (sigma = 3).
     """
-    return 0.5 * keras.ops.mean(
-        keras.ops.square(y_true - y_pred), axis=-1
-    ) / NOISE_STD**2
+
+    def nll(y_true, y_pred):
+        return 0.5 * keras.ops.mean(
+            keras.ops.square(y_true - y_pred), axis=-1
+        ) / noise_std**2
+
+    return nll
 
 
 def training_data(x, y):
@@ -106,11 +145,9 @@ def epochs_for(steps):
     return epochs, -(-steps // epochs)
 
 
-def build_bbh(
-    num_examples, conditional=True, num_weight_samples=5, discriminator_steps=5
-):
+def build_bbh(num_examples):
     """The 1-100-1 network with a posterior on the first layer (kernel and
-    bias), wrapped in ``BayesByHypernet``. Not compiled."""
+    bias), wrapped in ``BayesByHypernet`` as the flags say. Not compiled."""
     hypernet = bbh_tf.HyperNetwork()
     network = keras.Sequential(
         [
@@ -121,68 +158,52 @@ def build_bbh(
             keras.layers.Dense(1),
         ]
     )
+    prior = bbh_tf.ScaleMixturePrior(*map(float, FLAGS.prior)) if FLAGS.prior else None
     return bbh_tf.BayesByHypernet(
         network,
-        discriminator=bbh_tf.Discriminator(conditional=conditional),
+        prior=prior,
+        discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
         num_examples=num_examples,
-        num_weight_samples=num_weight_samples,
-        discriminator_steps=discriminator_steps,
+        num_weight_samples=FLAGS.num_weight_samples,
+        kl_weight=FLAGS.kl_weight,
+        discriminator_steps=FLAGS.discriminator_steps,
+        discriminator_warmup_steps=FLAGS.discriminator_warmup_steps,
     )
 
 
-def fit_bbh(
-    x,
-    y,
-    steps,
-    conditional=True,
-    learning_rate=1e-2,
-    discriminator_steps=5,
-    discriminator_learning_rate=1e-2,
-    verbose="auto",
-):
-    """Train Bayes by Hypernet full-batch; returns the model and history."""
-    model = build_bbh(
-        len(x), conditional=conditional, discriminator_steps=discriminator_steps
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        discriminator_optimizer=keras.optimizers.Adam(discriminator_learning_rate),
-        loss=gaussian_nll,
-    )
-    epochs, per_epoch = epochs_for(steps)
-    history = model.fit(
-        training_data(x, y),
-        epochs=epochs,
-        steps_per_epoch=per_epoch,
-        shuffle=False,
-        verbose=verbose,
-    )
-    return model, history
+def adam(learning_rate, **kwargs):
+    return keras.optimizers.Adam(learning_rate, epsilon=FLAGS.adam_epsilon, **kwargs)
 
 
 def run_bbh(x, y, x_eval):
-    """Bayes by Hypernet: predictive (mean, std) at ``x_eval``."""
-    model, _ = fit_bbh(
-        x,
-        y,
-        FLAGS.steps,
-        conditional=FLAGS.conditional,
-        learning_rate=FLAGS.learning_rate,
-        discriminator_steps=FLAGS.discriminator_steps,
-        discriminator_learning_rate=FLAGS.discriminator_learning_rate,
+    """Bayes by Hypernet, trained full-batch: predictive (mean, std) at
+    ``x_eval``."""
+    model = build_bbh(len(x))
+    model.compile(
+        optimizer=adam(FLAGS.learning_rate),
+        discriminator_optimizer=adam(
+            FLAGS.discriminator_learning_rate, clipvalue=FLAGS.discriminator_clipvalue
+        ),
+        loss=gaussian_nll(FLAGS.noise_std),
     )
+    train(model, x, y)
     return predictive(model, x_eval)
+
+
+def train(model, x, y):
+    """``--steps`` full-batch steps of a compiled model."""
+    epochs, per_epoch = epochs_for(FLAGS.steps)
+    model.fit(
+        training_data(x, y), epochs=epochs, steps_per_epoch=per_epoch, shuffle=False
+    )
 
 
 def fit_full_batch(model, x, y):
     """Compile with Adam and the Gaussian NLL; train for ``--steps``."""
     model.compile(
-        optimizer=keras.optimizers.Adam(FLAGS.learning_rate), loss=gaussian_nll
+        optimizer=adam(FLAGS.learning_rate), loss=gaussian_nll(FLAGS.noise_std)
     )
-    epochs, per_epoch = epochs_for(FLAGS.steps)
-    model.fit(
-        training_data(x, y), epochs=epochs, steps_per_epoch=per_epoch, shuffle=False
-    )
+    train(model, x, y)
 
 
 def predictive(model, x_eval, num_samples=None):
@@ -290,6 +311,37 @@ def plot(path, grid, x, y, results):
     plt.close(fig)
 
 
+def check_flags():
+    """Usage errors naming the flag, before any training."""
+    positive = {
+        "steps": FLAGS.steps, "num_samples": FLAGS.num_samples,
+        "num_weight_samples": FLAGS.num_weight_samples,
+        "discriminator_steps": FLAGS.discriminator_steps,
+        "noise_std": FLAGS.noise_std, "adam_epsilon": FLAGS.adam_epsilon,
+        "learning_rate": FLAGS.learning_rate,
+        "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
+    }
+    if FLAGS.discriminator_clipvalue is not None:
+        positive["discriminator_clipvalue"] = FLAGS.discriminator_clipvalue
+    for name, value in positive.items():
+        if not (np.isfinite(value) and value > 0):
+            raise app.UsageError(f"--{name} must be a finite number > 0, got {value}.")
+    if FLAGS.discriminator_warmup_steps < 0:
+        raise app.UsageError("--discriminator_warmup_steps must be >= 0.")
+    if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
+        raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
+    if FLAGS.prior:
+        try:
+            bbh_tf.ScaleMixturePrior(*map(float, FLAGS.prior))
+            if len(FLAGS.prior) != 3:
+                raise ValueError(f"{len(FLAGS.prior)} values")
+        except (TypeError, ValueError) as error:
+            raise app.UsageError(
+                "--prior must be pi,sigma1,sigma2 with 0 < pi < 1 and sigmas "
+                f"> 0, got {','.join(FLAGS.prior)!r} ({error})."
+            ) from None
+
+
 def main(argv):
     del argv
     if FLAGS.method == "all":
@@ -301,10 +353,9 @@ def main(argv):
             f"--method must be one of {sorted(METHODS)} or 'all', "
             f"got {FLAGS.method!r}."
         )
-    if FLAGS.steps < 1:
-        raise app.UsageError("--steps must be >= 1.")
+    check_flags()
 
-    x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed)
+    x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed, noise_std=FLAGS.noise_std)
     grid = np.linspace(*GRID).astype(np.float32)
     x_eval = np.concatenate([grid[:, None], x])
 
@@ -333,15 +384,14 @@ def main(argv):
         json.dump(
             {
                 "flags": {
-                    "seed": FLAGS.seed,
-                    "steps": FLAGS.steps,
-                    "conditional": FLAGS.conditional,
-                    "num_samples": FLAGS.num_samples,
-                    "learning_rate": FLAGS.learning_rate,
-                    "discriminator_steps": FLAGS.discriminator_steps,
-                    "discriminator_learning_rate": (
-                        FLAGS.discriminator_learning_rate
-                    ),
+                    name: FLAGS[name].value
+                    for name in (
+                        "seed", "steps", "num_samples", "noise_std",
+                        "learning_rate", "adam_epsilon", "conditional",
+                        "num_weight_samples", "kl_weight", "prior",
+                        "discriminator_steps", "discriminator_learning_rate",
+                        "discriminator_warmup_steps", "discriminator_clipvalue",
+                    )
                 },
                 "methods": summary,
             },

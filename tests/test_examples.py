@@ -51,6 +51,46 @@ def test_toy_regression_runs_every_method(tmp_path):
     assert summary["methods"]["ml"]["std_outside"] == 0.0
 
 
+def test_toy_regression_takes_the_authors_notebook_flagfile(tmp_path):
+    # The flagfile's settings reach the run; later flags override it.
+    run_example(
+        "toy_regression.py",
+        f"--flagfile={os.path.join(REPO, 'examples', 'toy_authors_notebook.flags')}",
+        "--method=bbh", "--steps=2", "--discriminator_warmup_steps=1",
+        "--num_samples=5", f"--output={tmp_path / 'toy.png'}",
+        cwd=tmp_path,
+    )
+    summary = json.loads((tmp_path / "toy.json").read_text())
+    flags = summary["flags"]
+    assert flags["noise_std"] == 9.0 and flags["prior"] == ["0.7", "0.01", "5"]
+    assert flags["discriminator_steps"] == 20 and flags["conditional"] is False
+    assert flags["steps"] == 2 and flags["discriminator_warmup_steps"] == 1
+    assert set(summary["methods"]) == {"bbh"}
+    assert math.isfinite(summary["methods"]["bbh"]["std_outside"])
+
+
+@pytest.mark.parametrize(
+    "flag, named",
+    [
+        ("--prior=0.7,0.01", "--prior"),
+        ("--prior=1.5,0.01,5", "--prior"),
+        ("--noise_std=0", "--noise_std"),
+        ("--kl_weight=-1", "--kl_weight"),
+    ],
+)
+def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, named):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "examples", "toy_regression.py"),
+         flag, f"--output={tmp_path / 'toy.png'}"],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "toy.png").exists()
+
+
 @pytest.fixture(scope="module")
 def mnist_runs(tmp_path_factory):
     """Every method trained for 2 tiny epochs, in one subprocess."""
