@@ -106,9 +106,9 @@ flags.DEFINE_float(
 flags.DEFINE_list(
     "prior",
     [],
-    "Bayes by Hypernet: scale-mixture prior as pi,sigma1,sigma2 (pi * "
-    "N(0, sigma1^2) + (1 - pi) * N(0, sigma2^2)); empty: the package default "
-    "ScaleMixturePrior().",
+    "Prior of Bayes by Hypernet's and Bayes by Backprop's weights, a scale "
+    "mixture given as pi,sigma1,sigma2 (pi * N(0, sigma1^2) + (1 - pi) * "
+    "N(0, sigma2^2)); empty: the package default ScaleMixturePrior().",
 )
 flags.DEFINE_float(
     "discriminator_clipvalue",
@@ -158,10 +158,9 @@ def build_bbh(num_examples):
             keras.layers.Dense(1),
         ]
     )
-    prior = bbh_tf.ScaleMixturePrior(*map(float, FLAGS.prior)) if FLAGS.prior else None
     return bbh_tf.BayesByHypernet(
         network,
-        prior=prior,
+        prior=prior(),
         discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
         num_examples=num_examples,
         num_weight_samples=FLAGS.num_weight_samples,
@@ -169,6 +168,11 @@ def build_bbh(num_examples):
         discriminator_steps=FLAGS.discriminator_steps,
         discriminator_warmup_steps=FLAGS.discriminator_warmup_steps,
     )
+
+
+def prior():
+    """The ``--prior``, or None for the package default."""
+    return bbh_tf.ScaleMixturePrior(*map(float, FLAGS.prior)) if FLAGS.prior else None
 
 
 def adam(learning_rate, **kwargs):
@@ -250,8 +254,10 @@ def run_bbb(x, y, x_eval):
     network = keras.Sequential(
         [
             keras.Input((1,)),
-            bbh_tf.BayesByBackpropDense(HIDDEN_UNITS, activation="relu"),
-            bbh_tf.BayesByBackpropDense(1),
+            bbh_tf.BayesByBackpropDense(
+                HIDDEN_UNITS, activation="relu", prior=prior()
+            ),
+            bbh_tf.BayesByBackpropDense(1, prior=prior()),
         ]
     )
     model = bbh_tf.BayesByBackprop(network, num_examples=len(x))
