@@ -129,20 +129,7 @@ def build_bbh_tf(method, width, num_examples):
     import tensorflow as tf
 
     import bbh_tf
-
-    class WeightNormDense(keras.layers.Dense):
-        """``Dense`` with ``kernel = g * v / ||v||`` per output unit."""
-
-        def build(self, input_shape):
-            super().build(input_shape)
-            self.scale = self.add_weight(
-                name="scale", shape=(self.units,), initializer="ones"
-            )
-
-        def call(self, inputs):
-            norm = tf.sqrt(tf.reduce_sum(tf.square(self.kernel), axis=0) + 1e-12)
-            outputs = tf.matmul(inputs, self.kernel) * (self.scale / norm)
-            return self.activation(outputs + self.bias)
+    from weight_norm_dense import WeightNormDense
 
     hypernet = bbh_tf.HyperNetwork() if method.startswith("bbh") else None
 

@@ -8,8 +8,14 @@ median per variant. Variants:
 * ``ml``: the plain 784-800-800-10 network (maximum likelihood);
 * ``bbh``: Bayes by Hypernet with the package defaults (one discriminator
   update per step, shared with the model update);
-* ``bbh_no_discriminator``: the same model step without any discriminator
-  update (what the discriminator update costs);
+* ``ml_weight_norm``: the plain network with deterministic weight
+  normalisation (what weight normalisation alone costs);
+* ``bbh_generation_only``: Bayes by Hypernet's model step without the KL
+  term and without any discriminator update (what the hypernetwork, the
+  batch split across draws and the per-draw scaling cost);
+* ``bbh_no_discriminator``: the same model step with the KL term's pass
+  through the discriminator, without any discriminator update (what the
+  discriminator update costs);
 * ``bbh_two_updates``: ``discriminator_steps=2`` (what one more, separate
   update costs).
 
@@ -34,13 +40,17 @@ import tensorflow as tf  # noqa: E402
 
 import bbh_tf  # noqa: E402
 import mnist_mlp  # noqa: E402  (defines the shared flags)
+from weight_norm_dense import WeightNormDense  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "Steps per variant and round.")
 flags.DEFINE_integer("rounds", 7, "Interleaved rounds.")
 flags.DEFINE_bool("jit", False, "Compile every variant with XLA.")
 
-VARIANTS = ("ml", "bbh", "bbh_no_discriminator", "bbh_two_updates")
+VARIANTS = (
+    "ml", "ml_weight_norm", "bbh_generation_only", "bbh_no_discriminator", "bbh",
+    "bbh_two_updates",
+)
 
 
 class _NoDiscriminatorUpdate(bbh_tf.BayesByHypernet):
@@ -52,10 +62,34 @@ class _NoDiscriminatorUpdate(bbh_tf.BayesByHypernet):
         return self._model_update(x, y, sample_weight)
 
 
+class _GenerationOnly(bbh_tf.BayesByHypernet):
+    """Bayes by Hypernet's model step without the KL term (timing only)."""
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on_first_trace(x)
+        variables = self.network.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred, _ = self._split_forward(x, training=True)
+            loss, _ = self._loss_terms(x, y, y_pred, sample_weight, 0.0, training=True)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
 def build(variant):
     if variant == "ml":
         return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(mnist_mlp.mlp(mnist_mlp.Layers("ml"))))
-    cls = _NoDiscriminatorUpdate if variant == "bbh_no_discriminator" else bbh_tf.BayesByHypernet
+    if variant == "ml_weight_norm":
+        network = keras.Sequential(
+            [keras.Input((784,))]
+            + [WeightNormDense(units, activation="relu") for units in mnist_mlp.HIDDEN_UNITS]
+            + [WeightNormDense(10, activation="softmax")]
+        )
+        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network))
+    cls = {
+        "bbh_generation_only": _GenerationOnly,
+        "bbh_no_discriminator": _NoDiscriminatorUpdate,
+    }.get(variant, bbh_tf.BayesByHypernet)
     model = cls(
         mnist_mlp.mlp(mnist_mlp.Layers("bbh")),
         num_examples=60000,
