@@ -126,7 +126,6 @@ def peak_resident_mib():
 def build_bbh_tf(method, width, num_examples):
     """A compiled bbh_tf model of ``method`` with hidden width ``width``."""
     import keras
-    import tensorflow as tf
 
     import bbh_tf
     from weight_norm_dense import WeightNormDense

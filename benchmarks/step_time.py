@@ -6,8 +6,6 @@ variants interleaved for ``--rounds`` rounds; prints the minimum and the
 median per variant. Variants:
 
 * ``ml``: the plain 784-800-800-10 network (maximum likelihood);
-* ``bbh``: Bayes by Hypernet with the package defaults (one discriminator
-  update per step, shared with the model update);
 * ``ml_weight_norm``: the plain network with deterministic weight
   normalisation (what weight normalisation alone costs);
 * ``bbh_generation_only``: Bayes by Hypernet's model step without the KL
@@ -16,6 +14,8 @@ median per variant. Variants:
 * ``bbh_no_discriminator``: the same model step with the KL term's pass
   through the discriminator, without any discriminator update (what the
   discriminator update costs);
+* ``bbh``: Bayes by Hypernet with the package defaults (one discriminator
+  update per step, shared with the model update);
 * ``bbh_two_updates``: ``discriminator_steps=2`` (what one more, separate
   update costs).
 

@@ -1,5 +1,6 @@
-"""Smoke test of benchmarks/performance.py with tiny settings, so the script
-behind docs/performance.md cannot silently rot. Needs ``BBH_MNIST_DIR``."""
+"""Smoke tests of the benchmarks behind docs/performance.md with tiny
+settings, so they cannot silently rot. performance.py needs
+``BBH_MNIST_DIR``; step_time.py uses random data."""
 
 import json
 import os
@@ -41,3 +42,27 @@ def test_performance_benchmark_measures_every_part(tmp_path):
     assert together == {(m, w) for m in ("ml", "bbh", "flipout") for w in (8, 16)}
     assert figure.stat().st_size > 0
     assert "| 16 | bbh |" in result.stdout  # the Markdown table
+
+
+def test_step_time_benchmark_times_every_variant(tmp_path):
+    # benchmarks/step_time.py (random data, no MNIST needed): every variant,
+    # including the timing-only subclasses, trains and is timed.
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"),
+         "--steps=1", "--rounds=1"],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    table = lines[[line.startswith("variant") for line in lines].index(True) + 1:]
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[1:]]
+        for line in table if line.strip()
+    }
+    assert set(rows) == {
+        "ml", "ml_weight_norm", "bbh_generation_only", "bbh_no_discriminator",
+        "bbh", "bbh_two_updates",
+    }
+    assert all(len(v) == 2 and v[0] > 0 for v in rows.values())

@@ -51,43 +51,80 @@ def test_toy_regression_runs_every_method(tmp_path):
     assert summary["methods"]["ml"]["std_outside"] == 0.0
 
 
+FLAGFILE = os.path.join(REPO, "examples", "toy_authors_notebook.flags")
+
+
 def test_toy_regression_takes_the_authors_notebook_flagfile(tmp_path):
     # The flagfile's settings reach the run; later flags override it.
     run_example(
-        "toy_regression.py",
-        f"--flagfile={os.path.join(REPO, 'examples', 'toy_authors_notebook.flags')}",
+        "toy_regression.py", f"--flagfile={FLAGFILE}",
         "--method=bbh", "--steps=2", "--discriminator_warmup_steps=1",
         "--num_samples=5", f"--output={tmp_path / 'toy.png'}",
         cwd=tmp_path,
     )
     summary = json.loads((tmp_path / "toy.json").read_text())
     flags = summary["flags"]
-    assert flags["noise_std"] == 9.0 and flags["prior"] == ["0.7", "0.01", "5"]
+    assert flags["noise_std"] == 9.0 and flags["prior"] == [0.7, 0.01, 5.0]
     assert flags["discriminator_steps"] == 20 and flags["conditional"] is False
     assert flags["steps"] == 2 and flags["discriminator_warmup_steps"] == 1
     assert set(summary["methods"]) == {"bbh"}
     assert math.isfinite(summary["methods"]["bbh"]["std_outside"])
 
 
+def test_toy_regression_flagfile_reaches_the_models(tmp_path):
+    # The models the script builds carry the flagfile's settings: Bayes by
+    # Hypernet's prior, draws, KL weight, discriminator form and steps, and
+    # Bayes by Backprop's prior in both layers.
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        "import toy_regression as toy\n"
+        f"toy.FLAGS(['toy', '--flagfile={FLAGFILE}'])\n"
+        "bbh, bbb = toy.build_bbh(20), toy.build_bbb(20)\n"
+        "print(json.dumps({\n"
+        "    'bbh_prior': bbh.prior.get_config(),\n"
+        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
+        "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
+        "    'conditional': bbh.discriminator.conditional,\n"
+        "    'steps': bbh.discriminator_steps,\n"
+        "    'warmup': bbh.discriminator_warmup_steps}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    built = json.loads(result.stdout.strip().splitlines()[-1])
+    authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
+    assert built["bbh_prior"] == authors_prior
+    assert built["bbb_priors"] == [authors_prior, authors_prior]
+    assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(0.1)
+    assert built["conditional"] is False
+    assert built["steps"] == 20 and built["warmup"] == 100
+
+
 @pytest.mark.parametrize(
-    "flag, named",
+    "flag, message",
     [
-        ("--prior=0.7,0.01", "--prior"),
-        ("--prior=1.5,0.01,5", "--prior"),
-        ("--noise_std=0", "--noise_std"),
-        ("--kl_weight=-1", "--kl_weight"),
+        ("--prior=0.7,0.01", "--prior must be pi,sigma1,sigma2"),
+        ("--prior=1.5,0.01,5", "--prior must be pi,sigma1,sigma2"),
+        ("--noise_std=0", "--noise_std must be a finite number > 0"),
+        ("--kl_weight=-1", "--kl_weight must be finite and >= 0"),
     ],
 )
-def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, named):
+def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, message):
+    # --steps=1: a check that let the flag through would fail fast, later.
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "examples", "toy_regression.py"),
-         flag, f"--output={tmp_path / 'toy.png'}"],
+         flag, "--method=bbh", "--steps=1", "--num_samples=2",
+         f"--output={tmp_path / 'toy.png'}"],
         cwd=tmp_path,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0
-    assert named in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "toy.png").exists()
 
 
