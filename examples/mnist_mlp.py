@@ -50,6 +50,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bbh_tf  # noqa: E402
+import shared_flags  # noqa: E402
+from shared_flags import adam, prior  # noqa: E402
 
 HIDDEN_UNITS = (800, 800)
 NUM_CLASSES = 10
@@ -139,7 +141,9 @@ class Layers:
                 units, activation=activation, mode="weight_norm", hypernet=self.hypernet
             )
         if self.method == "bbb":
-            return bbh_tf.BayesByBackpropDense(units, activation=activation)
+            return bbh_tf.BayesByBackpropDense(
+                units, activation=activation, prior=prior()
+            )
         return keras.layers.Dense(units, activation=activation)
 
     def conv(self, filters, kernel_size, activation):
@@ -150,7 +154,7 @@ class Layers:
             )
         if self.method == "bbb":
             return bbh_tf.BayesByBackpropConv2D(
-                filters, kernel_size, activation=activation
+                filters, kernel_size, activation=activation, prior=prior()
             )
         return keras.layers.Conv2D(filters, kernel_size, activation=activation)
 
@@ -158,7 +162,7 @@ class Layers:
 def compiled(model):
     """``model`` compiled for the one-optimizer methods."""
     model.compile(
-        optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
+        optimizer=adam(FLAGS.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -172,15 +176,17 @@ def builders(architecture):
     def build_bbh(num_examples):
         model = bbh_tf.BayesByHypernet(
             architecture(Layers("bbh")),
+            prior=prior(),
             discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
             num_examples=num_examples,
             num_weight_samples=FLAGS.num_weight_samples,
             kl_weight=FLAGS.kl_weight,
             discriminator_steps=FLAGS.discriminator_steps,
+            discriminator_warmup_steps=FLAGS.discriminator_warmup_steps,
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
-            discriminator_optimizer=keras.optimizers.Adam(
+            optimizer=adam(FLAGS.learning_rate),
+            discriminator_optimizer=shared_flags.discriminator_adam(
                 FLAGS.discriminator_learning_rate
             ),
             loss="sparse_categorical_crossentropy",
@@ -298,7 +304,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
                     "kl_weight", "num_weight_samples", "discriminator_steps",
                     "discriminator_learning_rate", "conditional", "classes",
                 )
-            },
+            } | shared_flags.values(),
         }
     )
 
@@ -328,11 +334,20 @@ def selected_classes():
 
 def load(flatten):
     """Training (``--train_size``, ``--classes``) and test sets."""
-    for name in ("epochs", "batch_size", "num_samples"):
+    for name in ("epochs", "batch_size", "num_samples", "num_weight_samples",
+                 "discriminator_steps"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     if FLAGS.train_size < 0:
         raise app.UsageError("--train_size must be >= 0.")
+    shared_flags.check({
+        "learning_rate": FLAGS.learning_rate,
+        "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
+    })
+    if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
+        raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
+    if not 0 <= FLAGS.dropout_rate < 1:
+        raise app.UsageError(f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}.")
     digits = selected_classes()
     splits = []
     for split in ("train", "test"):

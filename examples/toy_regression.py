@@ -52,6 +52,8 @@ import tensorflow as tf  # noqa: E402
 
 import bbh_tf  # noqa: E402
 from method_names import TITLES  # noqa: E402
+import shared_flags  # noqa: E402
+from shared_flags import adam, prior  # noqa: E402
 
 NOISE_STD = 3.0
 HIDDEN_UNITS = 100
@@ -91,30 +93,11 @@ flags.DEFINE_float(
     "Std of the data's noise, also the known std of every method's Gaussian "
     "likelihood.",
 )
-flags.DEFINE_float("adam_epsilon", 1e-7, "Epsilon of every Adam optimizer.")
 flags.DEFINE_integer(
     "num_weight_samples", 5, "Bayes by Hypernet: weight draws per training step."
 )
-flags.DEFINE_integer(
-    "discriminator_warmup_steps",
-    0,
-    "Bayes by Hypernet: discriminator updates before the first model update.",
-)
 flags.DEFINE_float(
     "kl_weight", 1.0, "Bayes by Hypernet: multiplier of the KL / N term."
-)
-flags.DEFINE_list(
-    "prior",
-    [],
-    "Prior of Bayes by Hypernet's and Bayes by Backprop's weights, a scale "
-    "mixture given as pi,sigma1,sigma2 (pi * N(0, sigma1^2) + (1 - pi) * "
-    "N(0, sigma2^2)); empty: the package default ScaleMixturePrior().",
-)
-flags.DEFINE_float(
-    "discriminator_clipvalue",
-    None,
-    "Bayes by Hypernet: clip each discriminator gradient to +-this; unset: no "
-    "clipping.",
 )
 
 
@@ -171,28 +154,14 @@ def build_bbh(num_examples):
     )
 
 
-def prior():
-    """The ``--prior``, or None for the package default."""
-    return bbh_tf.ScaleMixturePrior(*prior_values()) if FLAGS.prior else None
-
-
-def prior_values():
-    """``--prior`` as floats."""
-    return [float(value) for value in FLAGS.prior]
-
-
-def adam(learning_rate, **kwargs):
-    return keras.optimizers.Adam(learning_rate, epsilon=FLAGS.adam_epsilon, **kwargs)
-
-
 def run_bbh(x, y, x_eval):
     """Bayes by Hypernet, trained full-batch: predictive (mean, std) at
     ``x_eval``."""
     model = build_bbh(len(x))
     model.compile(
         optimizer=adam(FLAGS.learning_rate),
-        discriminator_optimizer=adam(
-            FLAGS.discriminator_learning_rate, clipvalue=FLAGS.discriminator_clipvalue
+        discriminator_optimizer=shared_flags.discriminator_adam(
+            FLAGS.discriminator_learning_rate
         ),
         loss=gaussian_nll(FLAGS.noise_std),
     )
@@ -331,33 +300,15 @@ def plot(path, grid, x, y, results):
 
 def check_flags():
     """Usage errors naming the flag, before any training."""
-    positive = {
+    shared_flags.check({
         "steps": FLAGS.steps, "num_samples": FLAGS.num_samples,
         "num_weight_samples": FLAGS.num_weight_samples,
         "discriminator_steps": FLAGS.discriminator_steps,
-        "noise_std": FLAGS.noise_std, "adam_epsilon": FLAGS.adam_epsilon,
-        "learning_rate": FLAGS.learning_rate,
+        "noise_std": FLAGS.noise_std, "learning_rate": FLAGS.learning_rate,
         "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
-    }
-    if FLAGS.discriminator_clipvalue is not None:
-        positive["discriminator_clipvalue"] = FLAGS.discriminator_clipvalue
-    for name, value in positive.items():
-        if not (np.isfinite(value) and value > 0):
-            raise app.UsageError(f"--{name} must be a finite number > 0, got {value}.")
-    if FLAGS.discriminator_warmup_steps < 0:
-        raise app.UsageError("--discriminator_warmup_steps must be >= 0.")
+    })
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
         raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
-    if FLAGS.prior:
-        try:
-            bbh_tf.ScaleMixturePrior(*prior_values())
-            if len(FLAGS.prior) != 3:
-                raise ValueError(f"{len(FLAGS.prior)} values")
-        except (TypeError, ValueError) as error:
-            raise app.UsageError(
-                "--prior must be pi,sigma1,sigma2 with 0 < pi < 1 and sigmas "
-                f"> 0, got {','.join(FLAGS.prior)!r} ({error})."
-            ) from None
 
 
 def main(argv):
@@ -405,12 +356,11 @@ def main(argv):
                     name: FLAGS[name].value
                     for name in (
                         "seed", "steps", "num_samples", "noise_std",
-                        "learning_rate", "adam_epsilon", "conditional",
+                        "learning_rate", "conditional",
                         "num_weight_samples", "kl_weight",
                         "discriminator_steps", "discriminator_learning_rate",
-                        "discriminator_warmup_steps", "discriminator_clipvalue",
                     )
-                } | {"prior": prior_values()},
+                } | shared_flags.values(),
                 "methods": summary,
             },
             f,
