@@ -128,6 +128,76 @@ def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, message):
     assert not (tmp_path / "toy.png").exists()
 
 
+MNIST_FLAGFILE = os.path.join(REPO, "examples", "mnist_authors_notebook.flags")
+
+
+def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
+    # The authors' MNIST settings reach the models the script builds: Bayes
+    # by Hypernet's prior, draws, KL weight, discriminator form, steps and
+    # warm-up, both optimizers, and Bayes by Backprop's prior in every layer.
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        "import mnist_mlp\n"
+        f"mnist_mlp.FLAGS(['mnist', '--flagfile={MNIST_FLAGFILE}'])\n"
+        "bbh = mnist_mlp.BUILDERS['bbh'](60000)\n"
+        "bbb = mnist_mlp.BUILDERS['bbb'](60000)\n"
+        "d_opt = bbh.discriminator_optimizer\n"
+        "print(json.dumps({\n"
+        "    'bbh_prior': bbh.prior.get_config(),\n"
+        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
+        "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
+        "    'conditional': bbh.discriminator.conditional,\n"
+        "    'steps': bbh.discriminator_steps,\n"
+        "    'warmup': bbh.discriminator_warmup_steps,\n"
+        "    'epsilons': [bbh.optimizer.epsilon, d_opt.epsilon],\n"
+        "    'rates': [float(bbh.optimizer.learning_rate),\n"
+        "              float(d_opt.learning_rate)],\n"
+        "    'clipvalue': d_opt.clipvalue}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    built = json.loads(result.stdout.strip().splitlines()[-1])
+    authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
+    assert built["bbh_prior"] == authors_prior
+    assert built["bbb_priors"] == [authors_prior] * 3
+    assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(128 / 1610, rel=1e-3)
+    assert built["conditional"] is False
+    assert built["steps"] == 20 and built["warmup"] == 300
+    assert built["epsilons"] == [1e-5, 1e-5]
+    assert built["rates"] == pytest.approx([1e-3, 1e-3])
+    assert built["clipvalue"] == 5.0
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--prior=0.7,0.01", "--prior must be pi,sigma1,sigma2"),
+        ("--discriminator_clipvalue=0", "--discriminator_clipvalue must be a finite number > 0"),
+        ("--adam_epsilon=nan", "--adam_epsilon must be a finite number > 0"),
+        ("--kl_weight=-1", "--kl_weight must be finite and >= 0"),
+        ("--num_weight_samples=0", "--num_weight_samples must be >= 1"),
+        ("--dropout_rate=1", "--dropout_rate must be in [0, 1)"),
+    ],
+)
+def test_mnist_mlp_rejects_bad_flags_by_name(tmp_path, flag, message):
+    # The checks come before the data are read: no data folder is needed.
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "examples", "mnist_mlp.py"), flag,
+         f"--data_dir={tmp_path / 'no_data'}", f"--output_dir={tmp_path / 'out'}"],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def mnist_runs(tmp_path_factory):
     """Every method trained for 2 tiny epochs, in one subprocess."""
