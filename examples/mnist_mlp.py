@@ -31,6 +31,11 @@ take about two hours)::
     python examples/mnist_mlp.py --method=bbh --epochs=5 --logdir=runs/tb
     python examples/rotated_digit.py      # Figure 2 from the saved models
 
+``--flagfile=examples/mnist_authors_notebook.flags`` trains Bayes by
+Hypernet with the settings of the authors' public MNIST notebook instead
+(one weight draw, 20 discriminator updates per step, their prior and KL
+scale, ...; the file says where each comes from and what still differs).
+
 Writes, per method, ``<output_dir>/<method>.keras`` (reload with
 ``keras.models.load_model`` after ``import bbh_tf``) and
 ``<output_dir>/<method>.json``: test accuracy, NLL and mean predictive
