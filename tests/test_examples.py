@@ -23,18 +23,57 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
-def run_example(script, *args, cwd):
-    """Run ``examples/<script>`` with ``args``; fail with its stderr on error."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "examples", script), *args],
+def run_python(*args, cwd, timeout=600):
+    """``python *args`` with the repository on the path."""
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=cwd,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
+
+
+def run_example(script, *args, cwd):
+    """Run ``examples/<script>`` with ``args``; fail with its stderr on error."""
+    result = run_python(os.path.join(REPO, "examples", script), *args, cwd=cwd)
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
+
+
+def run_failing_example(script, *args, cwd):
+    """Run ``examples/<script>``, expecting a usage error: its stderr."""
+    result = run_python(
+        os.path.join(REPO, "examples", script), *args, cwd=cwd, timeout=300
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def built_settings(module, flagfile, builds, cwd, extra="{}"):
+    """The settings of the models an example builds after parsing
+    ``flagfile``: ``builds`` (Python lines, run after ``import <module> as
+    example``) defines ``bbh`` and ``bbb``; ``extra`` is a dict expression
+    of more entries."""
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        f"import {module} as example\n"
+        f"example.FLAGS(['example', '--flagfile={flagfile}'])\n"
+        f"{builds}\n"
+        "print(json.dumps({\n"
+        "    'bbh_prior': bbh.prior.get_config(),\n"
+        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
+        "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
+        "    'conditional': bbh.discriminator.conditional,\n"
+        "    'steps': bbh.discriminator_steps,\n"
+        f"    'warmup': bbh.discriminator_warmup_steps, **{extra}}}))\n"
+    )
+    result = run_python("-c", script, cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_toy_regression_runs_every_method(tmp_path):
@@ -75,27 +114,10 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     # The models the script builds carry the flagfile's settings: Bayes by
     # Hypernet's prior, draws, KL weight, discriminator form and steps, and
     # Bayes by Backprop's prior in both layers.
-    script = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        "import toy_regression as toy\n"
-        f"toy.FLAGS(['toy', '--flagfile={FLAGFILE}'])\n"
-        "bbh, bbb = toy.build_bbh(20), toy.build_bbb(20)\n"
-        "print(json.dumps({\n"
-        "    'bbh_prior': bbh.prior.get_config(),\n"
-        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
-        "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
-        "    'conditional': bbh.discriminator.conditional,\n"
-        "    'steps': bbh.discriminator_steps,\n"
-        "    'warmup': bbh.discriminator_warmup_steps}))\n"
+    built = built_settings(
+        "toy_regression", FLAGFILE,
+        "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    built = json.loads(result.stdout.strip().splitlines()[-1])
     authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
     assert built["bbh_prior"] == authors_prior
     assert built["bbb_priors"] == [authors_prior, authors_prior]
@@ -115,16 +137,11 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
 )
 def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, message):
     # --steps=1: a check that let the flag through would fail fast, later.
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "examples", "toy_regression.py"),
-         flag, "--method=bbh", "--steps=1", "--num_samples=2",
-         f"--output={tmp_path / 'toy.png'}"],
-        cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=300,
+    stderr = run_failing_example(
+        "toy_regression.py", flag, "--method=bbh", "--steps=1",
+        "--num_samples=2", f"--output={tmp_path / 'toy.png'}", cwd=tmp_path,
     )
-    assert result.returncode != 0
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in stderr
     assert not (tmp_path / "toy.png").exists()
 
 
@@ -135,33 +152,16 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     # The authors' MNIST settings reach the models the script builds: Bayes
     # by Hypernet's prior, draws, KL weight, discriminator form, steps and
     # warm-up, both optimizers, and Bayes by Backprop's prior in every layer.
-    script = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        "import mnist_mlp\n"
-        f"mnist_mlp.FLAGS(['mnist', '--flagfile={MNIST_FLAGFILE}'])\n"
-        "bbh = mnist_mlp.BUILDERS['bbh'](60000)\n"
-        "bbb = mnist_mlp.BUILDERS['bbb'](60000)\n"
-        "d_opt = bbh.discriminator_optimizer\n"
-        "print(json.dumps({\n"
-        "    'bbh_prior': bbh.prior.get_config(),\n"
-        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
-        "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
-        "    'conditional': bbh.discriminator.conditional,\n"
-        "    'steps': bbh.discriminator_steps,\n"
-        "    'warmup': bbh.discriminator_warmup_steps,\n"
-        "    'epsilons': [bbh.optimizer.epsilon, d_opt.epsilon],\n"
-        "    'rates': [float(bbh.optimizer.learning_rate),\n"
-        "              float(d_opt.learning_rate)],\n"
-        "    'clipvalue': d_opt.clipvalue}))\n"
+    built = built_settings(
+        "mnist_mlp", MNIST_FLAGFILE,
+        "bbh = example.BUILDERS['bbh'](60000)\n"
+        "bbb = example.BUILDERS['bbb'](60000)\n"
+        "d_opt = bbh.discriminator_optimizer",
+        tmp_path,
+        extra="{'epsilons': [bbh.optimizer.epsilon, d_opt.epsilon], "
+        "'rates': [float(bbh.optimizer.learning_rate), float(d_opt.learning_rate)], "
+        "'clipvalue': d_opt.clipvalue}",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    built = json.loads(result.stdout.strip().splitlines()[-1])
     authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
     assert built["bbh_prior"] == authors_prior
     assert built["bbb_priors"] == [authors_prior] * 3
@@ -186,15 +186,11 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
 )
 def test_mnist_mlp_rejects_bad_flags_by_name(tmp_path, flag, message):
     # The checks come before the data are read: no data folder is needed.
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "examples", "mnist_mlp.py"), flag,
-         f"--data_dir={tmp_path / 'no_data'}", f"--output_dir={tmp_path / 'out'}"],
-        cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=300,
+    stderr = run_failing_example(
+        "mnist_mlp.py", flag, f"--data_dir={tmp_path / 'no_data'}",
+        f"--output_dir={tmp_path / 'out'}", cwd=tmp_path,
     )
-    assert result.returncode != 0
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in stderr
     assert not (tmp_path / "out").exists()
 
 
