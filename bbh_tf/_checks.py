@@ -7,6 +7,8 @@ the expected form, so bad input never surfaces as a TensorFlow stack trace.
 import math
 import numbers
 
+import numpy as np
+
 
 def positive_int(name, value):
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
@@ -24,6 +26,13 @@ def non_negative_int(name, value):
     if value < 0:
         raise ValueError(f"`{name}` must be an integer >= 0, got {value}.")
     return int(value)
+
+
+def boolean(name, value):
+    """Return ``value`` if it is a bool (or numpy bool), else raise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def positive_float(name, value):

@@ -69,9 +69,9 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     def serve(inputs):
         seed = _fresh_seed()
         noise = {}
-        for index, hypernet in enumerate(model.hypernets):
-            noise[id(hypernet)] = tf.random.stateless_normal(
-                (num_samples, hypernet.noise_dim), seed=seed + index
+        for index, group in enumerate(model._groups):
+            noise[id(group.hypernet)] = tf.random.stateless_normal(
+                group.noise_shape(num_samples), seed=seed + index
             )
         samples = model.sample_predictions(inputs, num_samples, noise=noise)
         mean = tf.reduce_mean(samples, axis=0)

@@ -1,8 +1,9 @@
 """The hypernetwork: an MLP that turns noise and a position code into weights.
 
 ``G(z | theta)`` with ``z = [eps, code]``: ``eps ~ N(0, I)`` is shared by every
-value of one weight draw, ``code`` says which block ("chunk") of weights is
-being generated. One call returns ``output_dim`` values per chunk; a layer
+value of one weight draw (or, with ``noise_per_chunk=True``, drawn afresh for
+every chunk), ``code`` says which block ("chunk") of weights is being
+generated. One call returns ``output_dim`` values per chunk; a layer
 that needs fewer values slices them, a layer that needs more asks for several
 chunks, each with its own code, so the hypernetwork never grows with the
 layers it serves.
@@ -84,10 +85,20 @@ class HyperNetwork(keras.layers.Layer):
         activation: Activation of the hidden layers. Default ``"relu"``.
         kernel_initializer: Initializer of the MLP's kernels.
         seed: Optional int seed of the noise generator.
+        noise_per_chunk: If False (default, the paper's hypernetwork), one
+            ``eps`` per weight draw is shared by all chunks, so the generated
+            values of a draw are dependent. If True, every chunk of every
+            draw gets its own ``eps``: chunks are independent, and with
+            ``output_dim=1`` every generated value is (a mean-field implicit
+            posterior). The discriminator compares one value at a time, so
+            it cannot see dependencies between values; independent values
+            leave it nothing to miss (see ``docs/discriminator.md``).
 
-    Call: ``hypernet(noise, codes)`` with ``noise`` of shape
-    ``(num_draws, noise_dim)`` and ``codes`` of shape
-    ``(num_chunks, code_dim)`` returns ``(num_draws, num_chunks, output_dim)``.
+    Call: ``hypernet(noise, codes)`` with ``codes`` of shape
+    ``(num_chunks, code_dim)`` and ``noise`` of shape
+    ``noise_shape(num_draws, num_chunks)``: ``(num_draws, noise_dim)``, or
+    ``(num_draws, num_chunks, noise_dim)`` with ``noise_per_chunk=True``.
+    Returns ``(num_draws, num_chunks, output_dim)``.
 
     Example:
 
@@ -107,6 +118,7 @@ class HyperNetwork(keras.layers.Layer):
         activation="relu",
         kernel_initializer="glorot_uniform",
         seed=None,
+        noise_per_chunk=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -119,6 +131,7 @@ class HyperNetwork(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.seed = seed
+        self.noise_per_chunk = _checks.boolean("noise_per_chunk", noise_per_chunk)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.hidden_layers = [
             keras.layers.Dense(
@@ -147,10 +160,16 @@ class HyperNetwork(keras.layers.Layer):
         self.output_layer.build((None, width))
         self.built = True
 
-    def sample_noise(self, num_draws):
-        """Draw ``eps ~ N(0, I)`` of shape ``(num_draws, noise_dim)``."""
+    def noise_shape(self, num_draws, num_chunks):
+        """Shape of the noise for ``num_draws`` draws of ``num_chunks`` chunks."""
+        if self.noise_per_chunk:
+            return (num_draws, num_chunks, self.noise_dim)
+        return (num_draws, self.noise_dim)
+
+    def sample_noise(self, num_draws, num_chunks=1):
+        """Draw ``eps ~ N(0, I)`` of shape ``noise_shape(num_draws, num_chunks)``."""
         return keras.random.normal(
-            (num_draws, self.noise_dim),
+            self.noise_shape(num_draws, num_chunks),
             dtype=self.compute_dtype,
             seed=self.seed_generator,
         )
@@ -160,12 +179,15 @@ class HyperNetwork(keras.layers.Layer):
         return -(-int(num_values) // self.output_dim)
 
     def call(self, noise, codes):
+        self._check_noise(noise, codes)
         num_draws = keras.ops.shape(noise)[0]
         num_chunks = keras.ops.shape(codes)[0]
+        if not self.noise_per_chunk:
+            noise = noise[:, None, :]  # one eps for every chunk of a draw
         z = keras.ops.concatenate(
             [
                 keras.ops.broadcast_to(
-                    noise[:, None, :], (num_draws, num_chunks, self.noise_dim)
+                    noise, (num_draws, num_chunks, self.noise_dim)
                 ),
                 keras.ops.broadcast_to(
                     keras.ops.cast(codes, noise.dtype)[None],
@@ -177,6 +199,18 @@ class HyperNetwork(keras.layers.Layer):
         for layer in self.hidden_layers:
             z = layer(z)
         return self.output_layer(z)
+
+    def _check_noise(self, noise, codes):
+        expected = self.noise_shape("num_draws", codes.shape[0] or "num_chunks")
+        shape = tuple(noise.shape)
+        if len(shape) != len(expected) or shape[-1] not in (None, self.noise_dim) or (
+            self.noise_per_chunk and None not in (shape[1], codes.shape[0])
+            and shape[1] != codes.shape[0]
+        ):
+            raise ValueError(
+                f"`noise` must have shape {expected} (see `noise_shape`), got "
+                f"{shape}."
+            )
 
     def compute_output_shape(self, noise_shape, codes_shape):
         return (noise_shape[0], codes_shape[0], self.output_dim)
@@ -194,6 +228,7 @@ class HyperNetwork(keras.layers.Layer):
                     self.kernel_initializer
                 ),
                 "seed": self.seed,
+                "noise_per_chunk": self.noise_per_chunk,
             }
         )
         return config

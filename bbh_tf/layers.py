@@ -76,7 +76,9 @@ class HyperLayer(keras.layers.Layer):
         """This call's generated values, shape ``(draws, num_generated)``."""
         raw = injected_values_for(self)
         if raw is None:
-            raw = self.generate(self.hypernet.sample_noise(1))
+            raw = self.generate(
+                self.hypernet.sample_noise(1, self.position_codes.shape[0])
+            )
         flat = keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
         return flat[:, : self.num_generated]
 

@@ -40,6 +40,13 @@ class _Group(
     def codes(self):
         return tf.concat([layer.position_codes for layer in self.layers], axis=0)
 
+    @property
+    def num_chunks(self):
+        return sum(self.chunks)
+
+    def noise_shape(self, num_draws):
+        return self.hypernet.noise_shape(num_draws, self.num_chunks)
+
 
 def _kl_from_logits(logits, weights=None):
     """The KL estimate from logits ``(draws, values)``: the sum over values
@@ -229,7 +236,10 @@ class BayesByHypernet(VariationalModel):
 
     # ---------------------------------------------------------- forward pass
     def _draw_noise(self, num_draws):
-        return {id(h): h.sample_noise(num_draws) for h in self.hypernets}
+        return {
+            id(group.hypernet): group.hypernet.sample_noise(num_draws, group.num_chunks)
+            for group in self._groups
+        }
 
     @property
     def _groups(self):
@@ -304,8 +314,8 @@ class BayesByHypernet(VariationalModel):
         the batch once, and that layer expands it to one group per draw (in
         ``weight_norm`` mode its product with the direction ``V`` is
         computed once for all draws); other networks get the batch tiled
-        once per draw. ``noise`` optionally maps ``id(hypernet)`` to
-        ``(num_samples, noise_dim)``."""
+        once per draw. ``noise`` optionally maps ``id(hypernet)`` to noise of
+        the hypernetwork's ``noise_shape`` for ``num_samples`` draws."""
         first = self._shared_input_layer
         if first is None:
             return super()._sample_batch(inputs, num_samples, noise=noise)
@@ -315,8 +325,8 @@ class BayesByHypernet(VariationalModel):
         return outputs
 
     def _sample_rows(self, rows, num_draws, noise=None):
-        # ``noise`` optionally maps id(hypernet) to a (num_draws, noise_dim)
-        # tensor: the SavedModel export brings its own.
+        # ``noise`` optionally maps id(hypernet) to its noise for num_draws
+        # draws: the SavedModel export brings its own.
         outputs, _ = self._run_network(rows, num_draws, training=False, noise=noise)
         return outputs
 

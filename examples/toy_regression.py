@@ -99,6 +99,17 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
     "kl_weight", 1.0, "Bayes by Hypernet: multiplier of the KL / N term."
 )
+flags.DEFINE_bool(
+    "noise_per_chunk",
+    False,
+    "Bayes by Hypernet: fresh hypernetwork noise for every chunk of values "
+    "(HyperNetwork(noise_per_chunk=True)) instead of one noise draw shared by "
+    "all of them (the paper's). With --hypernet_output_dim=1 every generated "
+    "value is independent.",
+)
+flags.DEFINE_integer(
+    "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
+)
 
 
 def gaussian_nll(noise_std):
@@ -132,7 +143,9 @@ def epochs_for(steps):
 def build_bbh(num_examples):
     """The 1-100-1 network with a posterior on the first layer (kernel and
     bias), wrapped in ``BayesByHypernet`` as the flags say. Not compiled."""
-    hypernet = bbh_tf.HyperNetwork()
+    hypernet = bbh_tf.HyperNetwork(
+        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk
+    )
     network = keras.Sequential(
         [
             keras.Input((1,)),
@@ -154,9 +167,8 @@ def build_bbh(num_examples):
     )
 
 
-def run_bbh(x, y, x_eval):
-    """Bayes by Hypernet, trained full-batch: predictive (mean, std) at
-    ``x_eval``."""
+def train_bbh(x, y):
+    """Bayes by Hypernet as the flags say, trained full-batch on ``(x, y)``."""
     model = build_bbh(len(x))
     model.compile(
         optimizer=adam(FLAGS.learning_rate),
@@ -166,7 +178,13 @@ def run_bbh(x, y, x_eval):
         loss=gaussian_nll(FLAGS.noise_std),
     )
     train(model, x, y)
-    return predictive(model, x_eval)
+    return model
+
+
+def run_bbh(x, y, x_eval):
+    """Bayes by Hypernet, trained full-batch: predictive (mean, std) at
+    ``x_eval``."""
+    return predictive(train_bbh(x, y), x_eval)
 
 
 def train(model, x, y):
@@ -306,6 +324,7 @@ def check_flags():
         "discriminator_steps": FLAGS.discriminator_steps,
         "noise_std": FLAGS.noise_std, "learning_rate": FLAGS.learning_rate,
         "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
+        "hypernet_output_dim": FLAGS.hypernet_output_dim,
     })
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
         raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
@@ -359,6 +378,7 @@ def main(argv):
                         "learning_rate", "conditional",
                         "num_weight_samples", "kl_weight",
                         "discriminator_steps", "discriminator_learning_rate",
+                        "noise_per_chunk", "hypernet_output_dim",
                     )
                 } | shared_flags.values(),
                 "methods": summary,

@@ -141,7 +141,7 @@ def test_layers_accept_extra_leading_axes_and_tf_function():
 
 
 def test_get_config_round_trips():
-    hypernet = _hypernet(seed=3)
+    hypernet = _hypernet(seed=3, noise_per_chunk=True)
     layer = bbh_tf.HyperDense(
         7, hypernet=hypernet, mode="full", activation="relu", use_bias=False,
         kernel_regularizer="l2",
@@ -152,6 +152,7 @@ def test_get_config_round_trips():
     assert clone.get_config() == config
     restored = bbh_tf.HyperNetwork.from_config(hypernet.get_config())
     assert restored.get_config() == hypernet.get_config()
+    assert restored.noise_per_chunk
     # From a fully serialized dict too (outside a sharing scope).
     serialized = keras.saving.serialize_keras_object(layer)
     assert keras.saving.deserialize_keras_object(serialized).units == 7
@@ -169,6 +170,7 @@ def test_get_config_round_trips():
         (lambda: bbh_tf.HyperNetwork(code_dim=0), ValueError, "code_dim"),
         (lambda: bbh_tf.HyperNetwork(hidden_units=(8, 0)), ValueError, "hidden_units"),
         (lambda: bbh_tf.HyperNetwork(noise_dim=2.5), TypeError, "noise_dim"),
+        (lambda: bbh_tf.HyperNetwork(noise_per_chunk="yes"), TypeError, "noise_per_chunk"),
     ],
 )
 def test_bad_arguments_name_the_argument(make, error, name):
@@ -203,3 +205,64 @@ def test_unknown_input_dimension_is_a_clear_error():
     layer = bbh_tf.HyperDense(3, hypernet=_hypernet())
     with pytest.raises(ValueError, match="last dimension of the input must be known"):
         layer.build((None, None))
+
+
+def test_noise_per_chunk_gives_each_chunk_its_own_noise():
+    hypernet = _hypernet(output_dim=2, noise_per_chunk=True)
+    layer = bbh_tf.HyperDense(3, hypernet=hypernet, mode="full")
+    layer.build((None, 2))  # 2 * 3 + 3 = 9 values = 5 chunks of 2
+    noise = hypernet.sample_noise(4, 5)
+    assert noise.shape == (4, 5, 4) == hypernet.noise_shape(4, 5)
+    raw = layer.generate(noise).numpy()
+    assert raw.shape == (4, 5, 2)
+    # Chunk 0's values depend on chunk 0's noise only.
+    changed = layer.generate(tf.concat([noise[:, :1], -noise[:, 1:]], axis=1)).numpy()
+    np.testing.assert_allclose(changed[:, 0], raw[:, 0], rtol=1e-6)
+    assert not np.allclose(changed[:, 1:], raw[:, 1:])
+    # Every draw of every chunk is its own: one noise row per (draw, chunk).
+    assert layer.generated_values().shape == (1, 9)
+
+
+def test_noise_per_chunk_with_one_value_per_chunk_gives_independent_values():
+    def correlations(noise_per_chunk):
+        hypernet = _hypernet(output_dim=1, noise_per_chunk=noise_per_chunk, seed=0)
+        layer = bbh_tf.HyperDense(4, hypernet=hypernet, mode="full")
+        layer.build((None, 2))  # 12 values, 12 chunks
+        noise = hypernet.sample_noise(4000, 12)
+        values = layer.generate(noise).numpy().reshape(4000, 12)
+        return np.abs(np.corrcoef(values.T)[np.triu_indices(12, 1)])
+
+    # 4000 draws: independent values correlate by about 1/sqrt(4000) = 0.016.
+    assert correlations(True).max() < 0.08
+    # The same hypernetwork with one shared noise draw makes them dependent.
+    assert correlations(False).mean() > 0.2
+
+
+def test_noise_of_the_wrong_shape_is_a_clear_error():
+    hypernet = _hypernet(noise_per_chunk=True)
+    codes = tf.random.normal((3, 4))
+    with pytest.raises(ValueError, match=r"`noise` must have shape \('num_draws', 3, 4\)"):
+        hypernet(tf.random.normal((2, 4)), codes)
+    with pytest.raises(ValueError, match=r"`noise` must have shape"):
+        hypernet(hypernet.sample_noise(2, 5), codes)
+    with pytest.raises(ValueError, match=r"`noise` must have shape \('num_draws', 4\)"):
+        _hypernet()(hypernet.sample_noise(2, 3), codes)
+
+
+@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+def test_model_with_noise_per_chunk_trains_predicts_and_saves(mode, tmp_path):
+    from conftest import blobs, compiled_model
+
+    x, y = blobs(n=64)
+    model = compiled_model(
+        small_classifier(mode=mode, output_dim=1, noise_per_chunk=True),
+        num_examples=64, num_weight_samples=2,
+    )
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    mean, std = model.predict_distribution(x[:5], num_samples=8)
+    assert mean.shape == std.shape == (5, 3) and (std > 0).any()
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert all(layer.hypernet.noise_per_chunk for layer in loaded.hyper_layers)
+    assert loaded.predict_distribution(x[:5], num_samples=8)[0].shape == (5, 3)

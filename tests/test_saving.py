@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from conftest import blobs, compiled_model, run_python
 
@@ -84,10 +85,14 @@ def test_export_loads_without_bbh_tf_and_draws_afresh(tmp_path):
     assert one != two
 
 
-def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path):
+@pytest.mark.parametrize("noise_per_chunk", [False, True])
+def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path, noise_per_chunk):
     import bbh_tf
 
-    hypernet = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4)
+    hypernet = bbh_tf.HyperNetwork(
+        noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4,
+        noise_per_chunk=noise_per_chunk,
+    )
     net = keras.Sequential([
         keras.Input((2,)),
         bbh_tf.HyperDense(4, activation="relu", mode="full", hypernet=hypernet),
