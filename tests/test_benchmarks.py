@@ -1,6 +1,6 @@
-"""Smoke tests of the benchmarks behind docs/performance.md with tiny
-settings, so they cannot silently rot. performance.py needs
-``BBH_MNIST_DIR``; step_time.py uses random data."""
+"""Smoke tests of the benchmarks behind docs/performance.md and
+docs/results.md with tiny settings, so they cannot silently rot.
+performance.py needs ``BBH_MNIST_DIR``; the others use random or toy data."""
 
 import json
 import os
@@ -66,3 +66,26 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
         "bbh", "bbh_two_updates",
     }
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
+
+
+def test_toy_posterior_structure_reports_both_variants(tmp_path):
+    output = tmp_path / "structure.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+         "--seeds=0", "--steps=20", "--draws=50", "--num_samples=10",
+         f"--results={output}"],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = {row["variant"]: row for row in json.loads(output.read_text())["results"]}
+    assert set(rows) == {"shared", "per_value"}
+    for row in rows.values():
+        assert 1.0 <= row["participation_ratio"] <= 200.0
+        assert row["std_outside_shuffled"] > 0 and row["marginal_std"] > 0
+    # Independent values: correlations at the noise level of 50 draws (about
+    # 0.11 on average); one shared noise draw correlates them far more.
+    assert rows["per_value"]["mean_abs_correlation"] < 0.2
+    assert rows["shared"]["mean_abs_correlation"] > 0.3
+    assert "| per_value | 0 |" in result.stdout
