@@ -186,22 +186,9 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["clipvalue"] == 5.0
 
 
-def test_toy_regression_noise_flags_reach_the_hypernetwork(tmp_path):
-    flagfile = tmp_path / "independent.flags"
-    flagfile.write_text("--noise_per_chunk\n--hypernet_output_dim=1\n")
-    built = built_settings(
-        "toy_regression", flagfile,
-        "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
-        extra="{'hypernet': bbh.network.layers[0].hypernet.get_config()}",
-    )
-    assert built["hypernet"]["noise_per_chunk"] is True
-    assert built["hypernet"]["output_dim"] == 1
-
-
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--hypernet_output_dim=0", "--hypernet_output_dim must be a finite number > 0"),
         ("--prior=0.7,0.01", "--prior must be pi,sigma1,sigma2"),
         ("--discriminator_clipvalue=0", "--discriminator_clipvalue must be a finite number > 0"),
         ("--adam_epsilon=nan", "--adam_epsilon must be a finite number > 0"),
