@@ -201,11 +201,13 @@ class HyperNetwork(keras.layers.Layer):
         return self.output_layer(z)
 
     def _check_noise(self, noise, codes):
+        """A clear error for noise of another shape than ``noise_shape``."""
         expected = self.noise_shape("num_draws", codes.shape[0] or "num_chunks")
         shape = tuple(noise.shape)
-        if len(shape) != len(expected) or shape[-1] not in (None, self.noise_dim) or (
-            self.noise_per_chunk and None not in (shape[1], codes.shape[0])
-            and shape[1] != codes.shape[0]
+        # Only sizes known now are compared; the draws may be any number.
+        if len(shape) != len(expected) or any(
+            isinstance(want, int) and got is not None and got != want
+            for got, want in zip(shape, expected)
         ):
             raise ValueError(
                 f"`noise` must have shape {expected} (see `noise_shape`), got "
