@@ -138,7 +138,7 @@ class Layers:
 
     def __init__(self, method):
         self.method = method
-        self.hypernet = bbh_tf.HyperNetwork() if method == "bbh" else None
+        self.hypernet = shared_flags.hypernetwork() if method == "bbh" else None
 
     def dense(self, units, activation):
         if self.method == "bbh":

@@ -1,5 +1,6 @@
-"""Flags that the toy and MNIST examples share: the prior, Adam's epsilon and
-how the discriminator is warmed up and clipped.
+"""Flags that the toy and MNIST examples share: the prior, Adam's epsilon,
+how the discriminator is warmed up and clipped, and how the hypernetwork
+draws its noise.
 
 Defined once here so that both scripts (and the flagfiles that reproduce the
 authors' notebooks) spell and check them the same way.
@@ -32,13 +33,33 @@ flags.DEFINE_float(
     "clipping.",
 )
 
+flags.DEFINE_bool(
+    "noise_per_chunk",
+    False,
+    "Bayes by Hypernet: fresh hypernetwork noise for every chunk of values "
+    "(HyperNetwork(noise_per_chunk=True)) instead of one noise draw shared by "
+    "all of them (the paper's). With --hypernet_output_dim=1 every generated "
+    "value is independent.",
+)
+flags.DEFINE_integer(
+    "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
+)
+
 NAMES = ("prior", "adam_epsilon", "discriminator_warmup_steps",
-         "discriminator_clipvalue")
+         "discriminator_clipvalue", "noise_per_chunk", "hypernet_output_dim")
 
 
 def prior():
     """The ``--prior``, or None for the package default."""
     return bbh_tf.ScaleMixturePrior(*prior_values()) if FLAGS.prior else None
+
+
+def hypernetwork():
+    """A ``HyperNetwork`` as ``--hypernet_output_dim`` and
+    ``--noise_per_chunk`` say (the paper's sizes otherwise)."""
+    return bbh_tf.HyperNetwork(
+        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk
+    )
 
 
 def prior_values():
@@ -64,7 +85,10 @@ def values():
 def check(positive=None):
     """Usage errors naming the flag, before any training: the shared flags,
     and each of ``positive`` (flag name -> value) must be finite and > 0."""
-    positive = dict(positive or {}, adam_epsilon=FLAGS.adam_epsilon)
+    positive = dict(
+        positive or {}, adam_epsilon=FLAGS.adam_epsilon,
+        hypernet_output_dim=FLAGS.hypernet_output_dim,
+    )
     if FLAGS.discriminator_clipvalue is not None:
         positive["discriminator_clipvalue"] = FLAGS.discriminator_clipvalue
     for name, value in positive.items():

@@ -99,17 +99,6 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
     "kl_weight", 1.0, "Bayes by Hypernet: multiplier of the KL / N term."
 )
-flags.DEFINE_bool(
-    "noise_per_chunk",
-    False,
-    "Bayes by Hypernet: fresh hypernetwork noise for every chunk of values "
-    "(HyperNetwork(noise_per_chunk=True)) instead of one noise draw shared by "
-    "all of them (the paper's). With --hypernet_output_dim=1 every generated "
-    "value is independent.",
-)
-flags.DEFINE_integer(
-    "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
-)
 
 
 def gaussian_nll(noise_std):
@@ -143,9 +132,7 @@ def epochs_for(steps):
 def build_bbh(num_examples):
     """The 1-100-1 network with a posterior on the first layer (kernel and
     bias), wrapped in ``BayesByHypernet`` as the flags say. Not compiled."""
-    hypernet = bbh_tf.HyperNetwork(
-        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk
-    )
+    hypernet = shared_flags.hypernetwork()
     network = keras.Sequential(
         [
             keras.Input((1,)),
@@ -324,7 +311,6 @@ def check_flags():
         "discriminator_steps": FLAGS.discriminator_steps,
         "noise_std": FLAGS.noise_std, "learning_rate": FLAGS.learning_rate,
         "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
-        "hypernet_output_dim": FLAGS.hypernet_output_dim,
     })
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
         raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
@@ -378,7 +364,6 @@ def main(argv):
                         "learning_rate", "conditional",
                         "num_weight_samples", "kl_weight",
                         "discriminator_steps", "discriminator_learning_rate",
-                        "noise_per_chunk", "hypernet_output_dim",
                     )
                 } | shared_flags.values(),
                 "methods": summary,
