@@ -126,16 +126,23 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["steps"] == 20 and built["warmup"] == 100
 
 
-def test_toy_regression_noise_flags_reach_the_hypernetwork(tmp_path):
+@pytest.mark.parametrize(
+    "module, builds",
+    [
+        ("toy_regression", "bbh, bbb = example.build_bbh(20), example.build_bbb(20)"),
+        ("mnist_mlp", "bbh, bbb = (example.BUILDERS[m](60000) for m in ('bbh', 'bbb'))"),
+    ],
+)
+def test_noise_flags_reach_the_hypernetwork(tmp_path, module, builds):
     flagfile = tmp_path / "independent.flags"
     flagfile.write_text("--noise_per_chunk\n--hypernet_output_dim=1\n")
     built = built_settings(
-        "toy_regression", flagfile,
-        "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
-        extra="{'hypernet': bbh.network.layers[0].hypernet.get_config()}",
+        module, flagfile, builds, tmp_path,
+        extra="{'hypernets': [l.hypernet.get_config() for l in bbh.hyper_layers]}",
     )
-    assert built["hypernet"]["noise_per_chunk"] is True
-    assert built["hypernet"]["output_dim"] == 1
+    assert len(built["hypernets"]) >= 1
+    for config in built["hypernets"]:
+        assert config["noise_per_chunk"] is True and config["output_dim"] == 1
 
 
 @pytest.mark.parametrize(
@@ -195,6 +202,7 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
         ("--kl_weight=-1", "--kl_weight must be finite and >= 0"),
         ("--num_weight_samples=0", "--num_weight_samples must be >= 1"),
         ("--dropout_rate=1", "--dropout_rate must be in [0, 1)"),
+        ("--hypernet_output_dim=0", "--hypernet_output_dim must be a finite number > 0"),
     ],
 )
 def test_mnist_mlp_rejects_bad_flags_by_name(tmp_path, flag, message):
