@@ -71,7 +71,8 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
         noise = {}
         for index, group in enumerate(model._groups):
             noise[id(group.hypernet)] = tf.random.stateless_normal(
-                group.noise_shape(num_samples), seed=seed + index
+                group.hypernet.noise_shape(num_samples, group.total_chunks),
+                seed=seed + index,
             )
         samples = model.sample_predictions(inputs, num_samples, noise=noise)
         mean = tf.reduce_mean(samples, axis=0)

@@ -10,15 +10,16 @@ layers it serves.
 
 The position codes belong to the hyper layers (see ``bbh_tf.layers``), the
 noise to whoever runs the forward pass: ``BayesByHypernet`` draws one ``eps``
-per weight sample and hands every hyper layer its generated values through
-:func:`injected_values`, so all layers of one forward pass see one coherent
-posterior sample.
+per weight sample (or per sample and chunk) and hands every hyper layer its
+generated values through :func:`injected_values`, so all layers of one
+forward pass see one coherent posterior sample.
 """
 
 import contextlib
 import threading
 
 import keras
+import tensorflow as tf
 
 from bbh_tf import _checks
 
@@ -183,12 +184,14 @@ class HyperNetwork(keras.layers.Layer):
         num_draws = keras.ops.shape(noise)[0]
         num_chunks = keras.ops.shape(codes)[0]
         if not self.noise_per_chunk:
-            noise = noise[:, None, :]  # one eps for every chunk of a draw
+            # One eps for every chunk of a draw. (Per-chunk noise is never
+            # broadcast: one row for several chunks would make them dependent.)
+            noise = keras.ops.broadcast_to(
+                noise[:, None, :], (num_draws, num_chunks, self.noise_dim)
+            )
         z = keras.ops.concatenate(
             [
-                keras.ops.broadcast_to(
-                    noise, (num_draws, num_chunks, self.noise_dim)
-                ),
+                noise,
                 keras.ops.broadcast_to(
                     keras.ops.cast(codes, noise.dtype)[None],
                     (num_draws, num_chunks, self.code_dim),
@@ -212,6 +215,12 @@ class HyperNetwork(keras.layers.Layer):
             raise ValueError(
                 f"`noise` must have shape {expected} (see `noise_shape`), got "
                 f"{shape}."
+            )
+        if self.noise_per_chunk and None in (shape[1], codes.shape[0]):
+            tf.debugging.assert_equal(
+                tf.shape(noise)[1], tf.shape(codes)[0],
+                message="`noise` must have one row per chunk of `codes`: shape "
+                "(num_draws, num_chunks, noise_dim), see `noise_shape`.",
             )
 
     def compute_output_shape(self, noise_shape, codes_shape):

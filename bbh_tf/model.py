@@ -41,11 +41,9 @@ class _Group(
         return tf.concat([layer.position_codes for layer in self.layers], axis=0)
 
     @property
-    def num_chunks(self):
+    def total_chunks(self):
+        """Chunks of all the group's layers: what one draw generates."""
         return sum(self.chunks)
-
-    def noise_shape(self, num_draws):
-        return self.hypernet.noise_shape(num_draws, self.num_chunks)
 
 
 def _kl_from_logits(logits, weights=None):
@@ -237,7 +235,7 @@ class BayesByHypernet(VariationalModel):
     # ---------------------------------------------------------- forward pass
     def _draw_noise(self, num_draws):
         return {
-            id(group.hypernet): group.hypernet.sample_noise(num_draws, group.num_chunks)
+            id(group.hypernet): group.hypernet.sample_noise(num_draws, group.total_chunks)
             for group in self._groups
         }
 

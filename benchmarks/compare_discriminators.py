@@ -86,12 +86,15 @@ flags.DEFINE_string(
 # ---------------------------------------------------------------- helpers
 def posterior_spread(model, num_draws=SPREAD_DRAWS):
     """Std across draws per generated position (averaged) and mean |value|."""
-    noise = {id(h): h.sample_noise(num_draws) for h in model.hypernets}
-    values = []
-    for layer in model.hyper_layers:
-        raw = layer.generate(noise[id(layer.hypernet)]).numpy()
-        values.append(raw.reshape(num_draws, -1)[:, : layer.num_generated])
-    values = np.concatenate(values, axis=1)
+    # One joint draw per sample, as in training (any form of noise).
+    generated = model._generate(model._draw_noise(num_draws))
+    values = np.concatenate(
+        [
+            np.reshape(raw.numpy(), (num_draws, -1))[:, group.used]
+            for group, raw in zip(model._groups, generated)
+        ],
+        axis=1,
+    )
     return {
         "spread_std": float(values.std(axis=0).mean()),
         "mean_abs_value": float(np.abs(values).mean()),

@@ -12,7 +12,9 @@ Trains Bayes by Hypernet on the toy regression of examples/toy_regression.py
 Then it draws the generated values ``--draws`` times and reports:
 
 * the predictive std of ``f(x)`` inside (``|x| <= 4``) and outside
-  (``4 < |x| <= 6``) the data, and the train RMSE, as the example does;
+  (``4 < |x| <= 6``) the data, and the train RMSE, as the example does
+  (``--num_samples`` draws); ``std_outside_draws``: the std outside from the
+  ``--draws`` draws analysed below;
 * ``marginal_std``: the median over the 200 positions of a value's std
   across draws (how random each weight is on its own);
 * ``mean_abs_correlation`` between positions, and ``participation_ratio``,
@@ -29,7 +31,7 @@ the per-position KLs and cannot see the dependence (docs/discriminator.md).
 If ``std_outside`` is far below ``std_outside_shuffled``, the dependence
 between the values, not narrow marginals, is what keeps the bands narrow.
 
-Usage (each run about a minute on two CPU cores)::
+Usage (each seed and variant takes 45-90 s on two CPU cores)::
 
     python benchmarks/toy_posterior_structure.py --seeds=0,1,2 \\
         --results=docs/runs/toy_structure/default_prior.json
@@ -92,19 +94,21 @@ def analyse(model, x, y, grid, rng):
     values = np.reshape(raw.numpy(), (FLAGS.draws, -1))[:, : hyper.num_generated]
     units = toy.HIDDEN_UNITS
     output_kernel, output_bias = output.kernel.numpy()[:, 0], output.bias.numpy()[0]
+
+    def std_outside_of(draws):
+        return float(network_outputs(
+            grid, draws[:, :units], draws[:, units:], output_kernel, output_bias
+        ).std(axis=0)[outside].mean())
+
     shuffled = np.stack([rng.permutation(column) for column in values.T], axis=1)
-    shuffled_std = network_outputs(
-        grid, shuffled[:, :units], shuffled[:, units:], output_kernel, output_bias
-    ).std(axis=0)
     correlations = np.corrcoef(values.T)[np.triu_indices(values.shape[1], 1)]
-    return {
-        "std_inside": float(std[: len(grid)][~outside].mean()),
-        "std_outside": float(std[: len(grid)][outside].mean()),
-        "train_rmse": float(np.sqrt(np.mean((mean[len(grid):] - y[:, 0]) ** 2))),
+    row = toy.summarize(grid, mean[: len(grid)], std[: len(grid)], x, y, mean[len(grid):])
+    return row | {
+        "std_outside_draws": std_outside_of(values),
         "marginal_std": float(np.median(values.std(axis=0))),
         "mean_abs_correlation": float(np.nanmean(np.abs(correlations))),
         "participation_ratio": participation_ratio(values),
-        "std_outside_shuffled": float(shuffled_std[outside].mean()),
+        "std_outside_shuffled": std_outside_of(shuffled),
         "output_weight_median": float(np.median(np.abs(output_kernel))),
     }
 
@@ -132,12 +136,15 @@ def main(argv):
             keras.utils.set_random_seed(seed)
             start = time.perf_counter()
             model = toy.train_bbh(x, y)
-            row = {"variant": variant, "seed": seed}
+            row = {"variant": variant, "seed": seed,
+                   "noise_per_chunk": FLAGS.noise_per_chunk,
+                   "hypernet_output_dim": FLAGS.hypernet_output_dim}
             row.update(analyse(model, x, y, grid, np.random.default_rng(seed)))
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
 
-    columns = ("std_inside", "std_outside", "train_rmse", "marginal_std",
+    columns = ("std_inside", "std_outside", "train_rmse", "std_outside_draws",
+               "marginal_std",
                "mean_abs_correlation", "participation_ratio",
                "std_outside_shuffled", "output_weight_median")
     print("\n| variant | seed | " + " | ".join(columns) + " |")
@@ -151,6 +158,8 @@ def main(argv):
                      "conditional", "num_weight_samples", "kl_weight",
                      "discriminator_steps", "discriminator_learning_rate", "draws")
     } | shared_flags.values()
+    # Set per variant: stored in each row.
+    del settings["noise_per_chunk"], settings["hypernet_output_dim"]
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.results)), exist_ok=True)
     with open(FLAGS.results, "w") as f:
         json.dump({"flags": settings, "results": rows}, f, indent=2)

@@ -79,11 +79,15 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    rows = {row["variant"]: row for row in json.loads(output.read_text())["results"]}
+    document = json.loads(output.read_text())
+    rows = {row["variant"]: row for row in document["results"]}
     assert set(rows) == {"shared", "per_value"}
-    for row in rows.values():
-        assert 1.0 <= row["participation_ratio"] <= 200.0
-        assert row["std_outside_shuffled"] > 0 and row["marginal_std"] > 0
+    # Each variant ran with its own hypernetwork; the common flags hold neither.
+    assert (rows["shared"]["noise_per_chunk"], rows["shared"]["hypernet_output_dim"]) == (
+        False, 256)
+    assert (rows["per_value"]["noise_per_chunk"], rows["per_value"]["hypernet_output_dim"]) == (
+        True, 1)
+    assert "noise_per_chunk" not in document["flags"]
     # Independent values: correlations at the noise level of 50 draws (about
     # 0.11 on average); one shared noise draw correlates them far more.
     assert rows["per_value"]["mean_abs_correlation"] < 0.2

@@ -107,6 +107,7 @@ def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path, noise_per_
         tf.zeros((3, 2))
     )
     assert sorted(out) == ["mean", "std"] and out["mean"].shape == (3, 1)
+    assert (out["std"].numpy() > 0).all()  # the draws differ
 
 
 def test_export_rejects_unbuilt_models_and_bad_num_samples(tmp_path):
