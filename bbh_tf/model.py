@@ -367,6 +367,13 @@ class BayesByHypernet(VariationalModel):
             for raw, index in zip(generated, positions)
         ]
 
+    def _sample_used_values(self, num_draws):
+        """Every used generated value for ``num_draws`` joint draws, groups
+        side by side: ``(num_draws, total used)``. For inspecting ``q``."""
+        generated = self._generate(self._draw_noise(num_draws))
+        used = [group.used for group in self._groups]
+        return tf.concat(self._used_values(generated, used), axis=1)
+
     def _position_features(self, positions):
         """The discriminator's position term of the scored values, per group."""
         return [

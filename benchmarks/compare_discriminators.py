@@ -86,15 +86,7 @@ flags.DEFINE_string(
 # ---------------------------------------------------------------- helpers
 def posterior_spread(model, num_draws=SPREAD_DRAWS):
     """Std across draws per generated position (averaged) and mean |value|."""
-    # One joint draw per sample, as in training (any form of noise).
-    generated = model._generate(model._draw_noise(num_draws))
-    values = np.concatenate(
-        [
-            np.reshape(raw.numpy(), (num_draws, -1))[:, group.used]
-            for group, raw in zip(model._groups, generated)
-        ],
-        axis=1,
-    )
+    values = model._sample_used_values(num_draws).numpy()
     return {
         "spread_std": float(values.std(axis=0).mean()),
         "mean_abs_value": float(np.abs(values).mean()),

@@ -88,10 +88,8 @@ def analyse(model, x, y, grid, rng):
     """The reported numbers of one trained model."""
     outside = np.abs(grid) > toy.DATA_RANGE
     mean, std = toy.predictive(model, np.concatenate([grid[:, None], x]))
-    hyper, output = model.network.layers
-    chunks = int(hyper.position_codes.shape[0])
-    raw = hyper.generate(hyper.hypernet.sample_noise(FLAGS.draws, chunks))
-    values = np.reshape(raw.numpy(), (FLAGS.draws, -1))[:, : hyper.num_generated]
+    output = model.network.layers[-1]
+    values = model._sample_used_values(FLAGS.draws).numpy()  # kernel, then bias
     units = toy.HIDDEN_UNITS
     output_kernel, output_bias = output.kernel.numpy()[:, 0], output.bias.numpy()[0]
 
@@ -131,7 +129,6 @@ def main(argv):
         FLAGS.noise_per_chunk, FLAGS.hypernet_output_dim = VARIANTS[variant]
         for seed in seeds:
             print(f"== {variant}, seed {seed}")
-            FLAGS.seed = seed
             x, y = bbh_tf.data.toy_regression(n=20, seed=seed, noise_std=FLAGS.noise_std)
             keras.utils.set_random_seed(seed)
             start = time.perf_counter()
