@@ -163,6 +163,13 @@ class HyperNetwork(keras.layers.Layer):
 
     def noise_shape(self, num_draws, num_chunks):
         """Shape of the noise for ``num_draws`` draws of ``num_chunks`` chunks."""
+        return self._noise_shape(
+            _checks.positive_int("num_draws", num_draws),
+            _checks.positive_int("num_chunks", num_chunks),
+        )
+
+    def _noise_shape(self, num_draws, num_chunks):
+        # Unchecked, so error messages can show symbolic sizes.
         if self.noise_per_chunk:
             return (num_draws, num_chunks, self.noise_dim)
         return (num_draws, self.noise_dim)
@@ -205,7 +212,7 @@ class HyperNetwork(keras.layers.Layer):
 
     def _check_noise(self, noise, codes):
         """A clear error for noise of another shape than ``noise_shape``."""
-        expected = self.noise_shape("num_draws", codes.shape[0] or "num_chunks")
+        expected = self._noise_shape("num_draws", codes.shape[0] or "num_chunks")
         shape = tuple(noise.shape)
         # Only sizes known now are compared; the draws may be any number.
         if len(shape) != len(expected) or any(

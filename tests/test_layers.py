@@ -250,6 +250,17 @@ def test_noise_of_the_wrong_shape_is_a_clear_error():
         _hypernet()(hypernet.sample_noise(2, 3), codes)
 
 
+@pytest.mark.parametrize("noise_per_chunk", [False, True])
+def test_bad_noise_counts_are_clear_errors(noise_per_chunk):
+    hypernet = _hypernet(noise_per_chunk=noise_per_chunk)
+    with pytest.raises(ValueError, match=r"`num_draws` must be an integer >= 1, got 0"):
+        hypernet.sample_noise(0)
+    with pytest.raises(ValueError, match=r"`num_chunks` must be an integer >= 1, got -2"):
+        hypernet.sample_noise(3, -2)
+    with pytest.raises(TypeError, match=r"`num_draws` must be an integer >= 1, got 2.5"):
+        hypernet.noise_shape(2.5, 1)
+
+
 @pytest.mark.parametrize("mode", ["weight_norm", "full"])
 def test_model_with_noise_per_chunk_trains_predicts_and_saves(mode, tmp_path):
     from conftest import blobs, compiled_model
