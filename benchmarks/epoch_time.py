@@ -6,14 +6,17 @@ interleaved (one epoch of each method per round), so slow drifts of a shared
 machine hit them alike; the first round (tracing) is dropped and the median
 of the rest reported, with its ratio to maximum likelihood.
 
-``bbh_default`` is Bayes by Hypernet with the package defaults (one
-discriminator update per step, Adam 1e-3 for both optimizers); ``bbh`` uses
-the example's flags (by default 5 discriminator updates at 1e-2).
+``bbh_default`` is Bayes by Hypernet with the package defaults (the paper's
+``HyperNetwork()`` with one noise draw shared by all scales, one discriminator
+update per step, Adam 1e-3 for both optimizers); ``bbh`` uses the example's
+flags (by default independent noise for every scale and 5 discriminator
+updates at 1e-2); ``bbh_shared_noise`` is ``bbh`` with the paper's shared
+noise (``HyperNetwork()``).
 
 Run::
 
     python benchmarks/epoch_time.py --data_dir=../shared/data/mnist \
-        --methods=ml,bbh_default,bbh,mc_dropout --rounds=4
+        --methods=ml,bbh_default,bbh_shared_noise,bbh,mc_dropout --rounds=4
 """
 
 import json
@@ -32,7 +35,8 @@ import mnist_mlp  # noqa: E402  (defines the shared flags)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
-    "methods", ["ml", "bbh_default", "bbh"], "Methods: mnist_mlp's or bbh_default."
+    "methods", ["ml", "bbh_default", "bbh"],
+    "Methods: mnist_mlp's, bbh_default or bbh_shared_noise.",
 )
 flags.DEFINE_integer("rounds", 4, "Epochs per method; the first is dropped.")
 flags.DEFINE_string("output", "", "Optional JSON path for the results.")
@@ -40,7 +44,7 @@ flags.DEFINE_string("output", "", "Optional JSON path for the results.")
 
 def build_bbh_default(num_examples):
     """Bayes by Hypernet exactly as the package's defaults configure it."""
-    network = mnist_mlp.mlp(mnist_mlp.Layers("bbh"))
+    network = mnist_mlp.mlp(mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork()))
     model = bbh_tf.BayesByHypernet(network, num_examples=num_examples)
     model.compile(
         optimizer="adam",
@@ -51,13 +55,28 @@ def build_bbh_default(num_examples):
     return model
 
 
+def build_bbh_shared_noise(num_examples):
+    """The example's Bayes by Hypernet with the paper's shared noise."""
+
+    def shared_noise_mlp(layers, dropout_rate=0.0):
+        del layers  # replaced: the same method with the package's HyperNetwork()
+        return mnist_mlp.mlp(
+            mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork()), dropout_rate
+        )
+
+    return mnist_mlp.builders(shared_noise_mlp)["bbh"](num_examples)
+
+
 def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
     x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
     if FLAGS.train_size:
         x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
-    builders = dict(mnist_mlp.BUILDERS, bbh_default=build_bbh_default)
+    builders = dict(
+        mnist_mlp.BUILDERS, bbh_default=build_bbh_default,
+        bbh_shared_noise=build_bbh_shared_noise,
+    )
     models = {name: builders[name](len(x)) for name in FLAGS.methods}
     seconds = {name: [] for name in models}
     for round_index in range(FLAGS.rounds):

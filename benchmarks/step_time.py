@@ -91,7 +91,7 @@ def build(variant):
         "bbh_no_discriminator": _NoDiscriminatorUpdate,
     }.get(variant, bbh_tf.BayesByHypernet)
     model = cls(
-        mnist_mlp.mlp(mnist_mlp.Layers("bbh")),
+        mnist_mlp.mlp(mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork())),
         num_examples=60000,
         discriminator_steps=2 if variant == "bbh_two_updates" else 1,
     )

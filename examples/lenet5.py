@@ -6,7 +6,9 @@ its own layers (``mnist_mlp.Layers``):
 
 * ``bbh``: ``HyperConv2D`` and ``HyperDense`` in ``weight_norm`` mode sharing
   one ``HyperNetwork``: the posterior is on the 580 per-filter and per-unit
-  scales;
+  scales, each with its own noise draw by default as in ``mnist_mlp.py``
+  (``--nonoise_per_chunk --hypernet_output_dim=256``: the paper's shared
+  noise);
 * ``ml``: plain ``Conv2D`` and ``Dense``;
 * ``mc_dropout``: the same with ``Dropout(--dropout_rate)`` after each
   pooling layer and after the 500-unit layer, kept on at prediction;

@@ -15,7 +15,9 @@ Run after the MNIST example::
     python examples/rotated_digit.py --methods=bbh,mc_dropout --index=32
 
 Besides the PNG, a JSON with the same name holds the angles and, per method,
-the mean and std of every class probability at every angle.
+the mean and std of every class probability at every angle, and two
+summaries: the entropy of the mean prediction and the largest class std,
+each averaged over the angles.
 """
 
 import json
@@ -95,6 +97,16 @@ def plot(path, angles, images, results):
     plt.close(fig)
 
 
+def summary(mean, std):
+    """Two numbers per method for comparing panels: the entropy of the mean
+    prediction and the largest class std over draws, each averaged over the
+    angles."""
+    return {
+        "mean_entropy": float(np.mean(bbh_tf.metrics.predictive_entropy(mean))),
+        "mean_largest_std": float(np.mean(np.max(std, axis=1))),
+    }
+
+
 def main(argv):
     del argv
     if FLAGS.num_angles < 2 or FLAGS.num_samples < 1:
@@ -122,6 +134,9 @@ def main(argv):
         )
         mean = results[name][0]
         print(f"{name}: P({DIGIT}) by angle", np.round(mean[:, DIGIT], 2))
+        print(f"{name}: " + ", ".join(
+            f"{key} {value:.3f}" for key, value in summary(*results[name]).items()
+        ))
     if not results:
         raise app.UsageError(f"No saved models of {FLAGS.methods} in {FLAGS.model_dir}.")
 
@@ -135,6 +150,7 @@ def main(argv):
                 "angles": angles.tolist(),
                 "methods": {
                     name: {"mean": mean.tolist(), "std": std.tolist()}
+                    | summary(mean, std)
                     for name, (mean, std) in results.items()
                 },
             },

@@ -134,15 +134,22 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     ],
 )
 def test_noise_flags_reach_the_hypernetwork(tmp_path, module, builds):
-    flagfile = tmp_path / "independent.flags"
-    flagfile.write_text("--noise_per_chunk\n--hypernet_output_dim=1\n")
-    built = built_settings(
-        module, flagfile, builds, tmp_path,
-        extra="{'hypernets': [l.hypernet.get_config() for l in bbh.hyper_layers]}",
-    )
-    assert len(built["hypernets"]) >= 1
-    for config in built["hypernets"]:
-        assert config["noise_per_chunk"] is True and config["output_dim"] == 1
+    def hypernets(flags):
+        flagfile = tmp_path / "noise.flags"
+        flagfile.write_text(flags)
+        built = built_settings(
+            module, flagfile, builds, tmp_path,
+            extra="{'hypernets': [l.hypernet.get_config() for l in bbh.hyper_layers]}",
+        )
+        assert len(built["hypernets"]) >= 1
+        return {(c["noise_per_chunk"], c["output_dim"]) for c in built["hypernets"]}
+
+    assert hypernets("--noise_per_chunk\n--hypernet_output_dim=1\n") == {(True, 1)}
+    assert hypernets("--nonoise_per_chunk\n--hypernet_output_dim=256\n") == {(False, 256)}
+    # Defaults: the toy keeps the paper's shared noise; MNIST draws
+    # independent noise for every scale (docs/results.md, section 2.2).
+    default = {(True, 1)} if module == "mnist_mlp" else {(False, 256)}
+    assert hypernets("--seed=0\n") == default
 
 
 @pytest.mark.parametrize(
@@ -180,7 +187,8 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
         tmp_path,
         extra="{'epsilons': [bbh.optimizer.epsilon, d_opt.epsilon], "
         "'rates': [float(bbh.optimizer.learning_rate), float(d_opt.learning_rate)], "
-        "'clipvalue': d_opt.clipvalue}",
+        "'clipvalue': d_opt.clipvalue, 'hypernets': [{k: l.hypernet.get_config()[k] "
+        "for k in ('noise_per_chunk', 'output_dim')} for l in bbh.hyper_layers]}",
     )
     authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
     assert built["bbh_prior"] == authors_prior
@@ -191,6 +199,8 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["epsilons"] == [1e-5, 1e-5]
     assert built["rates"] == pytest.approx([1e-3, 1e-3])
     assert built["clipvalue"] == 5.0
+    # The notebook's generator shares one noise draw across the scales.
+    assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
 @pytest.mark.parametrize(
@@ -266,6 +276,10 @@ def test_rotated_digit_plots_the_saved_models(mnist_runs, tmp_path):
         mean = np.array(curves["mean"])
         assert mean.shape == (4, 10)
         np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-4)
+        entropy = -(mean * np.log(np.clip(mean, 1e-12, 1))).sum(axis=1)
+        assert curves["mean_entropy"] == pytest.approx(entropy.mean(), rel=1e-4, abs=1e-6)
+        assert curves["mean_largest_std"] == pytest.approx(np.max(curves["std"], axis=1).mean())
+    assert summary["methods"]["ml"]["mean_largest_std"] == 0.0
 
 
 @pytest.fixture(scope="module")
