@@ -30,7 +30,7 @@ hypernetwork in docs/discriminator.md); this about doubles its epoch time.
 
 Run (two CPU cores, full data, roughly: 5 s per epoch for ``ml`` and
 ``mc_dropout``, 50 s for ``bbh`` (20 s with shared noise), 75 s for ``bbb``;
-50 epochs of all four take about two and a half hours)::
+50 epochs of all four take about two hours)::
 
     python examples/mnist_mlp.py --data_dir=../shared/data/mnist   # all four
     python examples/mnist_mlp.py --method=bbh --epochs=5 --logdir=runs/tb
