@@ -29,7 +29,7 @@ Bayes by Hypernet's discriminator is trained harder than the package default
 hypernetwork in docs/discriminator.md); this about doubles its epoch time.
 
 Run (two CPU cores, full data, roughly: 5 s per epoch for ``ml`` and
-``mc_dropout``, 50 s for ``bbh`` (20 s with shared noise), 75 s for ``bbb``;
+``mc_dropout``, 40 s for ``bbh`` (18 s with shared noise), 75 s for ``bbb``;
 50 epochs of all four take about two hours)::
 
     python examples/mnist_mlp.py --data_dir=../shared/data/mnist   # all four
