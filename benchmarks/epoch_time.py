@@ -57,14 +57,8 @@ def build_bbh_default(num_examples):
 
 def build_bbh_shared_noise(num_examples):
     """The example's Bayes by Hypernet with the paper's shared noise."""
-
-    def shared_noise_mlp(layers, dropout_rate=0.0):
-        del layers  # replaced: the same method with the package's HyperNetwork()
-        return mnist_mlp.mlp(
-            mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork()), dropout_rate
-        )
-
-    return mnist_mlp.builders(shared_noise_mlp)["bbh"](num_examples)
+    builders = mnist_mlp.builders(mnist_mlp.mlp, hypernetwork=bbh_tf.HyperNetwork)
+    return builders["bbh"](num_examples)
 
 
 def main(argv):

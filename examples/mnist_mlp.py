@@ -149,10 +149,9 @@ class Layers:
 
     def __init__(self, method, hypernet=None):
         self.method = method
-        if method == "bbh":
-            self.hypernet = hypernet or shared_flags.hypernetwork()
-        else:
-            self.hypernet = None
+        if method == "bbh" and hypernet is None:
+            hypernet = shared_flags.hypernetwork()
+        self.hypernet = hypernet if method == "bbh" else None
 
     def dense(self, units, activation):
         if self.method == "bbh":
@@ -188,13 +187,17 @@ def compiled(model):
     return model
 
 
-def builders(architecture):
+def builders(architecture, hypernetwork=None):
     """Method name -> function(num_examples) returning a compiled
-    PredictiveModel around ``architecture(layers, dropout_rate=0.0)``."""
+    PredictiveModel around ``architecture(layers, dropout_rate=0.0)``.
+    ``hypernetwork``: a function returning Bayes by Hypernet's
+    ``HyperNetwork``; default: the one the flags describe."""
 
     def build_bbh(num_examples):
         model = bbh_tf.BayesByHypernet(
-            architecture(Layers("bbh")),
+            architecture(
+                Layers("bbh", hypernet=hypernetwork() if hypernetwork else None)
+            ),
             prior=prior(),
             discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
             num_examples=num_examples,

@@ -121,7 +121,7 @@ def main(argv):
     images = [bbh_tf.data.rotate_images(x_test[index, :, :, 0], a) for a in angles]
     batch = np.stack(images).reshape(len(angles), -1)
 
-    results = {}
+    results, summaries = {}, {}
     for name in FLAGS.methods:
         path = os.path.join(FLAGS.model_dir, f"{name}.keras")
         if not os.path.exists(path):
@@ -133,9 +133,10 @@ def main(argv):
             batch, num_samples=FLAGS.num_samples
         )
         mean = results[name][0]
+        summaries[name] = summary(*results[name])
         print(f"{name}: P({DIGIT}) by angle", np.round(mean[:, DIGIT], 2))
         print(f"{name}: " + ", ".join(
-            f"{key} {value:.3f}" for key, value in summary(*results[name]).items()
+            f"{key} {value:.3f}" for key, value in summaries[name].items()
         ))
     if not results:
         raise app.UsageError(f"No saved models of {FLAGS.methods} in {FLAGS.model_dir}.")
@@ -150,7 +151,7 @@ def main(argv):
                 "angles": angles.tolist(),
                 "methods": {
                     name: {"mean": mean.tolist(), "std": std.tolist()}
-                    | summary(mean, std)
+                    | summaries[name]
                     for name, (mean, std) in results.items()
                 },
             },
