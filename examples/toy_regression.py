@@ -9,7 +9,9 @@ fitted by a 1-100-1 ReLU network with four methods:
 * ``mc_dropout``: ``Dropout(0.5)`` on the hidden layer, kept on at
   prediction time (the paper's pi = 0.5);
 * ``bbb``: Bayes by Backprop, a mean-field Gaussian posterior on both
-  layers' weights and biases (a standard Bayes by Backprop network).
+  layers' weights and biases (a standard Bayes by Backprop network);
+  ``--bbb_layers=first`` puts it on the first layer only, where Bayes by
+  Hypernet has its posterior, the output layer a point estimate.
 
 The plot shows, per method, the data, the true ``x**3``, the predictive mean
 and 1/2/3-sigma bands on ``[-6, 6]``; outside ``[-4, 4]`` there are no data,
@@ -98,6 +100,11 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_float(
     "kl_weight", 1.0, "Bayes by Hypernet: multiplier of the KL / N term."
+)
+flags.DEFINE_enum(
+    "bbb_layers", "both", ["both", "first"],
+    "Bayes by Backprop: a posterior on both layers (the standard network) or "
+    "on the first only, like Bayes by Hypernet's (a like-for-like control).",
 )
 
 
@@ -230,15 +237,20 @@ def run_mc_dropout(x, y, x_eval):
 
 
 def build_bbb(num_examples):
-    """Bayes by Backprop: mean-field Gaussian weights in both layers, under
-    the ``--prior``. Not compiled."""
+    """Bayes by Backprop: mean-field Gaussian weights under the ``--prior``
+    in both layers, or with ``--bbb_layers=first`` in the first only. Not
+    compiled."""
+    if FLAGS.bbb_layers == "both":
+        output_layer = bbh_tf.BayesByBackpropDense(1, prior=prior())
+    else:
+        output_layer = keras.layers.Dense(1)
     network = keras.Sequential(
         [
             keras.Input((1,)),
             bbh_tf.BayesByBackpropDense(
                 HIDDEN_UNITS, activation="relu", prior=prior()
             ),
-            bbh_tf.BayesByBackpropDense(1, prior=prior()),
+            output_layer,
         ]
     )
     return bbh_tf.BayesByBackprop(network, num_examples=num_examples)
@@ -364,6 +376,7 @@ def main(argv):
                         "learning_rate", "conditional",
                         "num_weight_samples", "kl_weight",
                         "discriminator_steps", "discriminator_learning_rate",
+                        "bbb_layers",
                     )
                 } | shared_flags.values(),
                 "methods": summary,

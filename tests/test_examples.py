@@ -65,7 +65,8 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
         f"{builds}\n"
         "print(json.dumps({\n"
         "    'bbh_prior': bbh.prior.get_config(),\n"
-        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers],\n"
+        "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers\n"
+        "                   if hasattr(l, 'prior')],\n"
         "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
         "    'conditional': bbh.discriminator.conditional,\n"
         "    'steps': bbh.discriminator_steps,\n"
@@ -124,6 +125,31 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(0.1)
     assert built["conditional"] is False
     assert built["steps"] == 20 and built["warmup"] == 100
+
+
+def test_toy_regression_bbb_layers_places_the_posterior(tmp_path):
+    # --bbb_layers=first: Bayes by Backprop's posterior on the first layer
+    # only (where Bayes by Hypernet has its), the output layer plain Dense.
+    def layer_types(flags):
+        flagfile = tmp_path / "bbb.flags"
+        flagfile.write_text(flags)
+        built = built_settings(
+            "toy_regression", flagfile,
+            "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
+            extra="{'types': [type(l).__name__ for l in bbb.network.layers]}",
+        )
+        return built["types"]
+
+    assert layer_types("--seed=0\n") == ["BayesByBackpropDense"] * 2
+    assert layer_types("--bbb_layers=first\n") == ["BayesByBackpropDense", "Dense"]
+    output = tmp_path / "toy.png"
+    run_example(
+        "toy_regression.py", "--method=bbb", "--bbb_layers=first", "--steps=20",
+        "--num_samples=5", f"--output={output}", cwd=tmp_path,
+    )
+    summary = json.loads((tmp_path / "toy.json").read_text())
+    assert summary["flags"]["bbb_layers"] == "first"
+    assert summary["methods"]["bbb"]["std_outside"] > 0
 
 
 @pytest.mark.parametrize(
