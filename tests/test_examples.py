@@ -127,29 +127,39 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["steps"] == 20 and built["warmup"] == 100
 
 
-def test_toy_regression_bbb_layers_places_the_posterior(tmp_path):
+def test_toy_regression_layer_flags_place_the_posteriors(tmp_path):
     # --bbb_layers=first: Bayes by Backprop's posterior on the first layer
-    # only (where Bayes by Hypernet has its), the output layer plain Dense.
+    # only (where Bayes by Hypernet has its), the output layer plain Dense;
+    # --bbh_layers=both: Bayes by Hypernet generates both layers.
     def layer_types(flags):
-        flagfile = tmp_path / "bbb.flags"
+        flagfile = tmp_path / "layers.flags"
         flagfile.write_text(flags)
         built = built_settings(
             "toy_regression", flagfile,
             "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
-            extra="{'types': [type(l).__name__ for l in bbb.network.layers]}",
+            extra="{'bbb_types': [type(l).__name__ for l in bbb.network.layers], "
+            "'bbh_types': [type(l).__name__ for l in bbh.network.layers]}",
         )
-        return built["types"]
+        return built["bbh_types"], built["bbb_types"]
 
-    assert layer_types("--seed=0\n") == ["BayesByBackpropDense"] * 2
-    assert layer_types("--bbb_layers=first\n") == ["BayesByBackpropDense", "Dense"]
+    assert layer_types("--seed=0\n") == (
+        ["HyperDense", "Dense"], ["BayesByBackpropDense"] * 2
+    )
+    assert layer_types("--bbb_layers=first\n--bbh_layers=both\n") == (
+        ["HyperDense"] * 2, ["BayesByBackpropDense", "Dense"]
+    )
     output = tmp_path / "toy.png"
     run_example(
-        "toy_regression.py", "--method=bbb", "--bbb_layers=first", "--steps=20",
-        "--num_samples=5", f"--output={output}", cwd=tmp_path,
+        "toy_regression.py", "--method=all", "--bbb_layers=first",
+        "--bbh_layers=both", "--steps=20", "--num_samples=5", f"--output={output}",
+        cwd=tmp_path,
     )
     summary = json.loads((tmp_path / "toy.json").read_text())
-    assert summary["flags"]["bbb_layers"] == "first"
-    assert summary["methods"]["bbb"]["std_outside"] > 0
+    assert (summary["flags"]["bbb_layers"], summary["flags"]["bbh_layers"]) == (
+        "first", "both"
+    )
+    for name in ("bbh", "bbb"):
+        assert summary["methods"][name]["std_outside"] > 0
 
 
 @pytest.mark.parametrize(
