@@ -145,7 +145,8 @@ def epochs_for(steps):
 
 def build_bbh(num_examples):
     """The 1-100-1 network with a posterior on the first layer (kernel and
-    bias; with ``--bbh_layers=both`` on both layers), wrapped in ``BayesByHypernet`` as the flags say. Not compiled."""
+    bias; with ``--bbh_layers=both`` on both layers), wrapped in
+    ``BayesByHypernet`` as the flags say. Not compiled."""
     hypernet = shared_flags.hypernetwork()
     if FLAGS.bbh_layers == "first":
         output_layer = keras.layers.Dense(1)
