@@ -8,8 +8,8 @@ on the 10 000 test digits:
   hypernetwork generates every unit's weight-norm scale (1610 values), the
   directions and biases are point estimates, as in the paper. Unlike the
   paper, each scale gets its own noise draw by default
-  (``HyperNetwork(output_dim=1, noise_per_chunk=True)``): over four seeds it
-  gave 98.45-98.63 % against 98.25-98.42 % with the paper's shared noise
+  (``HyperNetwork(output_dim=1, noise_per_chunk=True)``): over six seeds it
+  gave 98.45-98.64 % against 98.25-98.49 % with the paper's shared noise
   (docs/results.md, section 2), at about 2.6 times the step time;
   ``--nonoise_per_chunk --hypernet_output_dim=256`` trains the paper's form.
 * ``ml``: maximum likelihood, plain ``Dense`` layers.
@@ -119,7 +119,7 @@ flags.DEFINE_list(
     "ten classes.",
 )
 # Independent noise for every weight-norm scale: on MNIST it beat the paper's
-# shared noise for each of four seeds (docs/results.md, section 2.2).
+# shared noise for each of six seeds (docs/results.md, section 2.2).
 # --nonoise_per_chunk --hypernet_output_dim=256 is the paper's hypernetwork.
 FLAGS.set_default("noise_per_chunk", True)
 FLAGS.set_default("hypernet_output_dim", 1)
