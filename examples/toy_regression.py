@@ -148,19 +148,15 @@ def build_bbh(num_examples):
     bias; with ``--bbh_layers=both`` on both layers), wrapped in
     ``BayesByHypernet`` as the flags say. Not compiled."""
     hypernet = shared_flags.hypernetwork()
+    # Layers are created in network order: the initial weights follow it.
+    hidden_layer = bbh_tf.HyperDense(
+        HIDDEN_UNITS, activation="relu", mode="full", hypernet=hypernet
+    )
     if FLAGS.bbh_layers == "first":
         output_layer = keras.layers.Dense(1)
     else:
         output_layer = bbh_tf.HyperDense(1, mode="full", hypernet=hypernet)
-    network = keras.Sequential(
-        [
-            keras.Input((1,)),
-            bbh_tf.HyperDense(
-                HIDDEN_UNITS, activation="relu", mode="full", hypernet=hypernet
-            ),
-            output_layer,
-        ]
-    )
+    network = keras.Sequential([keras.Input((1,)), hidden_layer, output_layer])
     return bbh_tf.BayesByHypernet(
         network,
         prior=prior(),
@@ -252,19 +248,14 @@ def build_bbb(num_examples):
     """Bayes by Backprop: mean-field Gaussian weights under the ``--prior``
     in both layers, or with ``--bbb_layers=first`` in the first only. Not
     compiled."""
+    hidden_layer = bbh_tf.BayesByBackpropDense(
+        HIDDEN_UNITS, activation="relu", prior=prior()
+    )
     if FLAGS.bbb_layers == "both":
         output_layer = bbh_tf.BayesByBackpropDense(1, prior=prior())
     else:
         output_layer = keras.layers.Dense(1)
-    network = keras.Sequential(
-        [
-            keras.Input((1,)),
-            bbh_tf.BayesByBackpropDense(
-                HIDDEN_UNITS, activation="relu", prior=prior()
-            ),
-            output_layer,
-        ]
-    )
+    network = keras.Sequential([keras.Input((1,)), hidden_layer, output_layer])
     return bbh_tf.BayesByBackprop(network, num_examples=num_examples)
 
 
