@@ -163,14 +163,15 @@ def test_toy_regression_layer_flags_place_the_posteriors(tmp_path):
 
 
 def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
-    # Unseeded Keras initializers take their seeds when a layer is created,
-    # so the order of creation fixes the initial weights of the default runs
-    # (and with them docs/results.md's toy numbers). Each network must equal
-    # one whose layers are created first to last from the same seed.
+    # Unseeded Keras initializers and seed generators take their seeds when
+    # a layer is created, so the order of creation fixes the initial weights
+    # and noise streams of the default runs (and with them docs/results.md's
+    # toy numbers). Each network's variables, seed states included, must
+    # equal those of one whose layers are created first to last.
     script = (
         "import sys\n"
         f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        "import keras, numpy as np, bbh_tf\n"
+        "import json, keras, numpy as np, bbh_tf\n"
         "import toy_regression as example\n"
         "from bbh_tf import BayesByBackpropDense as BbB, HyperDense\n"
         "from keras.layers import Dense\n"
@@ -180,11 +181,12 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "    layers = [make(hypernet) for make in make_layers]\n"
         "    return keras.Sequential([keras.Input((1,)), *layers])\n"
         "def same(network, reference):\n"
-        "    return len(network.weights) == len(reference.weights) and all(\n"
+        "    return len(network.variables) == len(reference.variables) and all(\n"
         "        np.array_equal(a.numpy(), b.numpy())\n"
-        "        for a, b in zip(network.weights, reference.weights))\n"
+        "        for a, b in zip(network.variables, reference.variables))\n"
         "first_bbh = lambda h: HyperDense(100, activation='relu', mode='full', hypernet=h)\n"
         "first_bbb = lambda h: BbB(100, activation='relu')\n"
+        "same_as_in_order = {}\n"
         "for layers, bbh_second, bbb_second in [\n"
         "        ('first', lambda h: Dense(1), lambda h: Dense(1)),\n"
         "        ('both', lambda h: HyperDense(1, mode='full', hypernet=h),\n"
@@ -195,12 +197,19 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "    bbh = example.build_bbh(20).network\n"
         "    keras.utils.set_random_seed(3)\n"
         "    bbb = example.build_bbb(20).network\n"
-        "    print(layers, same(bbh, in_order(first_bbh, bbh_second)),\n"
-        "          same(bbb, in_order(first_bbb, bbb_second, hyper=False)))\n"
+        "    same_as_in_order[f'bbh {layers}'] = same(\n"
+        "        bbh, in_order(first_bbh, bbh_second))\n"
+        "    same_as_in_order[f'bbb {layers}'] = same(\n"
+        "        bbb, in_order(first_bbb, bbb_second, hyper=False))\n"
+        "print(json.dumps(same_as_in_order))\n"
     )
     result = run_python("-c", script, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert result.stdout.split()[-6:] == ["first", "True", "True", "both", "True", "True"]
+    same_as_in_order = json.loads(result.stdout.strip().splitlines()[-1])
+    assert same_as_in_order == {
+        f"{method} {layers}": True
+        for method in ("bbh", "bbb") for layers in ("first", "both")
+    }
 
 
 @pytest.mark.parametrize(
