@@ -127,27 +127,9 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["steps"] == 20 and built["warmup"] == 100
 
 
-def test_toy_regression_layer_flags_place_the_posteriors(tmp_path):
-    # --bbb_layers=first: Bayes by Backprop's posterior on the first layer
-    # only (where Bayes by Hypernet has its), the output layer plain Dense;
-    # --bbh_layers=both: Bayes by Hypernet generates both layers.
-    def layer_types(flags):
-        flagfile = tmp_path / "layers.flags"
-        flagfile.write_text(flags)
-        built = built_settings(
-            "toy_regression", flagfile,
-            "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
-            extra="{'bbb_types': [type(l).__name__ for l in bbb.network.layers], "
-            "'bbh_types': [type(l).__name__ for l in bbh.network.layers]}",
-        )
-        return built["bbh_types"], built["bbb_types"]
-
-    assert layer_types("--seed=0\n") == (
-        ["HyperDense", "Dense"], ["BayesByBackpropDense"] * 2
-    )
-    assert layer_types("--bbb_layers=first\n--bbh_layers=both\n") == (
-        ["HyperDense"] * 2, ["BayesByBackpropDense", "Dense"]
-    )
+def test_toy_regression_layer_flags_reach_a_run(tmp_path):
+    # --bbb_layers=first and --bbh_layers=both end to end (which layers each
+    # builds: the network-order test below).
     output = tmp_path / "toy.png"
     run_example(
         "toy_regression.py", "--method=all", "--bbb_layers=first",
@@ -163,11 +145,14 @@ def test_toy_regression_layer_flags_place_the_posteriors(tmp_path):
 
 
 def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
-    # Unseeded Keras initializers and seed generators take their seeds when
-    # a layer is created, so the order of creation fixes the initial weights
-    # and noise streams of the default runs (and with them docs/results.md's
-    # toy numbers). Each network's variables, seed states included, must
-    # equal those of one whose layers are created first to last.
+    # Each layer flag builds the layer types it names (--bbb_layers=first: a
+    # posterior on the first layer only, the output layer plain Dense;
+    # --bbh_layers=both: both layers generated), and creates them first to
+    # last: unseeded Keras initializers and seed generators take their seeds
+    # when a layer is created, so the order fixes the initial weights and
+    # noise streams of the default runs (and docs/results.md's toy numbers).
+    # Each network's variables, seed states included, must equal those of
+    # the layers named here, created in network order from the same seed.
     script = (
         "import sys\n"
         f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
@@ -184,7 +169,8 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "    return len(network.variables) == len(reference.variables) and all(\n"
         "        np.array_equal(a.numpy(), b.numpy())\n"
         "        for a, b in zip(network.variables, reference.variables))\n"
-        "first_bbh = lambda h: HyperDense(100, activation='relu', mode='full', hypernet=h)\n"
+        "first_bbh = lambda h: HyperDense(\n"
+        "    100, activation='relu', mode='full', hypernet=h)\n"
         "first_bbb = lambda h: BbB(100, activation='relu')\n"
         "same_as_in_order = {}\n"
         "for layers, bbh_second, bbb_second in [\n"
