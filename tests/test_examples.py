@@ -199,29 +199,44 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module, builds",
+    "module, build_bbh",
     [
-        ("toy_regression", "bbh, bbb = example.build_bbh(20), example.build_bbb(20)"),
-        ("mnist_mlp", "bbh, bbb = (example.BUILDERS[m](60000) for m in ('bbh', 'bbb'))"),
+        ("toy_regression", "example.build_bbh(20)"),
+        ("mnist_mlp", "example.BUILDERS['bbh'](60000)"),
     ],
 )
-def test_noise_flags_reach_the_hypernetwork(tmp_path, module, builds):
-    def hypernets(flags):
-        flagfile = tmp_path / "noise.flags"
-        flagfile.write_text(flags)
-        built = built_settings(
-            module, flagfile, builds, tmp_path,
-            extra="{'hypernets': [l.hypernet.get_config() for l in bbh.hyper_layers]}",
-        )
-        assert len(built["hypernets"]) >= 1
-        return {(c["noise_per_chunk"], c["output_dim"]) for c in built["hypernets"]}
-
-    assert hypernets("--noise_per_chunk\n--hypernet_output_dim=1\n") == {(True, 1)}
-    assert hypernets("--nonoise_per_chunk\n--hypernet_output_dim=256\n") == {(False, 256)}
+def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
+    # One process parses each set of flags afresh (defaults restored first)
+    # and reports the (noise_per_chunk, output_dim) of every hyper layer's
+    # hypernetwork.
+    flag_sets = {
+        "per value": ["--noise_per_chunk", "--hypernet_output_dim=1"],
+        "shared": ["--nonoise_per_chunk", "--hypernet_output_dim=256"],
+        "default": [],
+    }
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        f"import {module} as example\n"
+        "hypernets = {}\n"
+        f"for name, flags in {flag_sets!r}.items():\n"
+        "    example.FLAGS.unparse_flags()\n"
+        "    example.FLAGS(['example', *flags])\n"
+        f"    bbh = {build_bbh}\n"
+        "    hypernets[name] = sorted({\n"
+        "        (l.hypernet.noise_per_chunk, l.hypernet.output_dim)\n"
+        "        for l in bbh.hyper_layers})\n"
+        "print(json.dumps(hypernets))\n"
+    )
+    result = run_python("-c", script, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    hypernets = json.loads(result.stdout.strip().splitlines()[-1])
     # Defaults: the toy keeps the paper's shared noise; MNIST draws
     # independent noise for every scale (docs/results.md, section 2.2).
-    default = {(True, 1)} if module == "mnist_mlp" else {(False, 256)}
-    assert hypernets("--seed=0\n") == default
+    default = [[True, 1]] if module == "mnist_mlp" else [[False, 256]]
+    assert hypernets == {
+        "per value": [[True, 1]], "shared": [[False, 256]], "default": default,
+    }
 
 
 @pytest.mark.parametrize(
