@@ -127,9 +127,9 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["steps"] == 20 and built["warmup"] == 100
 
 
-def test_toy_regression_layer_flags_reach_a_run(tmp_path):
-    # --bbb_layers=first and --bbh_layers=both end to end (which layers each
-    # builds: the network-order test below).
+def test_toy_regression_runs_with_the_layer_flags(tmp_path):
+    # --bbb_layers=first and --bbh_layers=both end to end, recorded in the
+    # JSON (which layers each builds: the network-order test below).
     output = tmp_path / "toy.png"
     run_example(
         "toy_regression.py", "--method=all", "--bbb_layers=first",
@@ -147,7 +147,8 @@ def test_toy_regression_layer_flags_reach_a_run(tmp_path):
 def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
     # Each layer flag builds the layer types it names (--bbb_layers=first: a
     # posterior on the first layer only, the output layer plain Dense;
-    # --bbh_layers=both: both layers generated), and creates them first to
+    # --bbh_layers=both: both layers generated; by default Bayes by
+    # Hypernet's first layer only, both of Bayes by Backprop's), first to
     # last: unseeded Keras initializers and seed generators take their seeds
     # when a layer is created, so the order fixes the initial weights and
     # noise streams of the default runs (and docs/results.md's toy numbers).
@@ -173,12 +174,15 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "    100, activation='relu', mode='full', hypernet=h)\n"
         "first_bbb = lambda h: BbB(100, activation='relu')\n"
         "same_as_in_order = {}\n"
-        "for layers, bbh_second, bbb_second in [\n"
-        "        ('first', lambda h: Dense(1), lambda h: Dense(1)),\n"
-        "        ('both', lambda h: HyperDense(1, mode='full', hypernet=h),\n"
-        "         lambda h: BbB(1))]:\n"
-        "    example.FLAGS(['example', f'--bbh_layers={layers}',\n"
-        "                   f'--bbb_layers={layers}'])\n"
+        "hyper_output = lambda h: HyperDense(1, mode='full', hypernet=h)\n"
+        "for layers, flags, bbh_second, bbb_second in [\n"
+        "        ('first', ['--bbh_layers=first', '--bbb_layers=first'],\n"
+        "         lambda h: Dense(1), lambda h: Dense(1)),\n"
+        "        ('both', ['--bbh_layers=both', '--bbb_layers=both'],\n"
+        "         hyper_output, lambda h: BbB(1)),\n"
+        "        ('default', [], lambda h: Dense(1), lambda h: BbB(1))]:\n"
+        "    example.FLAGS.unparse_flags()\n"
+        "    example.FLAGS(['example', *flags])\n"
         "    keras.utils.set_random_seed(3)\n"
         "    bbh = example.build_bbh(20).network\n"
         "    keras.utils.set_random_seed(3)\n"
@@ -194,7 +198,7 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
     same_as_in_order = json.loads(result.stdout.strip().splitlines()[-1])
     assert same_as_in_order == {
         f"{method} {layers}": True
-        for method in ("bbh", "bbb") for layers in ("first", "both")
+        for method in ("bbh", "bbb") for layers in ("first", "both", "default")
     }
 
 
