@@ -52,6 +52,39 @@ def run_failing_example(script, *args, cwd):
     return result.stderr
 
 
+def rejections(script, flags, *args, cwd):
+    """Run ``examples/<script>``'s ``main`` through ``absl.app.run`` once for
+    each flag of ``flags`` (with ``args``), all in one process, the flags
+    reset to their defaults before each run: per flag, ``[exit code,
+    stderr]``; an exception other than ``SystemExit`` shows as its
+    traceback. (One process for all flags; the script's own entry point is
+    run by ``run_failing_example``.)"""
+    code = (
+        "import contextlib, io, json, sys, traceback\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        f"import {script[:-3]} as example\n"
+        "from absl import app\n"
+        "rejected = {}\n"
+        f"for flag in {list(flags)!r}:\n"
+        "    example.FLAGS.unparse_flags()\n"
+        "    stderr = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(stderr):\n"
+        "        try:\n"
+        f"            app.run(example.main, argv=[{script!r}, flag, *{list(args)!r}])\n"
+        "            status = 0\n"
+        "        except SystemExit as exit:\n"
+        "            status = exit.code\n"
+        "        except Exception:\n"
+        "            status = 'exception'\n"
+        "            traceback.print_exc()\n"
+        "    rejected[flag] = [status, stderr.getvalue()]\n"
+        "print(json.dumps(rejected))\n"
+    )
+    result = run_python("-c", code, cwd=cwd, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def built_settings(module, flagfile, builds, cwd, extra="{}"):
     """The settings of the models an example builds after parsing
     ``flagfile``: ``builds`` (Python lines, run after ``import <module> as
@@ -243,23 +276,43 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
     }
 
 
-@pytest.mark.parametrize(
-    "flag, message",
-    [
-        ("--hypernet_output_dim=0", "--hypernet_output_dim must be a finite number > 0"),
-        ("--prior=0.7,0.01", "--prior must be pi,sigma1,sigma2"),
-        ("--prior=1.5,0.01,5", "--prior must be pi,sigma1,sigma2"),
-        ("--noise_std=0", "--noise_std must be a finite number > 0"),
-        ("--kl_weight=-1", "--kl_weight must be finite and >= 0"),
-    ],
-)
-def test_toy_regression_rejects_bad_flags_by_name(tmp_path, flag, message):
-    # --steps=1: a check that let the flag through would fail fast, later.
+TOY_BAD_FLAGS = {
+    "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+    "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
+    "--prior=1.5,0.01,5": "--prior must be pi,sigma1,sigma2",
+    "--noise_std=0": "--noise_std must be a finite number > 0",
+    "--kl_weight=-1": "--kl_weight must be finite and >= 0",
+}
+
+
+@pytest.fixture(scope="module")
+def toy_rejections(tmp_path_factory):
+    """Each of TOY_BAD_FLAGS given to the toy example: its folder and, per
+    flag, the exit code and stderr. --steps=1: a check that let the flag
+    through would fail fast, later."""
+    cwd = tmp_path_factory.mktemp("toy_flags")
+    return cwd, rejections(
+        "toy_regression.py", TOY_BAD_FLAGS, "--method=bbh", "--steps=1",
+        "--num_samples=2", f"--output={cwd / 'toy.png'}", cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("flag", list(TOY_BAD_FLAGS))
+def test_toy_regression_rejects_bad_flags_by_name(toy_rejections, flag):
+    cwd, rejected = toy_rejections
+    status, stderr = rejected[flag]
+    assert status != 0 and "Traceback" not in stderr
+    assert TOY_BAD_FLAGS[flag] in stderr
+    assert not (cwd / "toy.png").exists()
+
+
+def test_toy_regression_command_line_rejects_a_bad_flag(tmp_path):
+    # The script's own entry point: a usage error, no traceback, no files.
     stderr = run_failing_example(
-        "toy_regression.py", flag, "--method=bbh", "--steps=1",
+        "toy_regression.py", "--noise_std=0", "--method=bbh", "--steps=1",
         "--num_samples=2", f"--output={tmp_path / 'toy.png'}", cwd=tmp_path,
     )
-    assert message in stderr
+    assert TOY_BAD_FLAGS["--noise_std=0"] in stderr
     assert not (tmp_path / "toy.png").exists()
 
 
@@ -294,25 +347,45 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
-@pytest.mark.parametrize(
-    "flag, message",
-    [
-        ("--prior=0.7,0.01", "--prior must be pi,sigma1,sigma2"),
-        ("--discriminator_clipvalue=0", "--discriminator_clipvalue must be a finite number > 0"),
-        ("--adam_epsilon=nan", "--adam_epsilon must be a finite number > 0"),
-        ("--kl_weight=-1", "--kl_weight must be finite and >= 0"),
-        ("--num_weight_samples=0", "--num_weight_samples must be >= 1"),
-        ("--dropout_rate=1", "--dropout_rate must be in [0, 1)"),
-        ("--hypernet_output_dim=0", "--hypernet_output_dim must be a finite number > 0"),
-    ],
-)
-def test_mnist_mlp_rejects_bad_flags_by_name(tmp_path, flag, message):
-    # The checks come before the data are read: no data folder is needed.
+MNIST_BAD_FLAGS = {
+    "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
+    "--discriminator_clipvalue=0": "--discriminator_clipvalue must be a finite number > 0",
+    "--adam_epsilon=nan": "--adam_epsilon must be a finite number > 0",
+    "--kl_weight=-1": "--kl_weight must be finite and >= 0",
+    "--num_weight_samples=0": "--num_weight_samples must be >= 1",
+    "--dropout_rate=1": "--dropout_rate must be in [0, 1)",
+    "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+}
+
+
+@pytest.fixture(scope="module")
+def mnist_rejections(tmp_path_factory):
+    """Each of MNIST_BAD_FLAGS given to mnist_mlp.py: its folder and, per
+    flag, the exit code and stderr. The checks come before the data are
+    read: no data folder is needed."""
+    cwd = tmp_path_factory.mktemp("mnist_flags")
+    return cwd, rejections(
+        "mnist_mlp.py", MNIST_BAD_FLAGS, f"--data_dir={cwd / 'no_data'}",
+        f"--output_dir={cwd / 'out'}", cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("flag", list(MNIST_BAD_FLAGS))
+def test_mnist_mlp_rejects_bad_flags_by_name(mnist_rejections, flag):
+    cwd, rejected = mnist_rejections
+    status, stderr = rejected[flag]
+    assert status != 0 and "Traceback" not in stderr
+    assert MNIST_BAD_FLAGS[flag] in stderr
+    assert not (cwd / "out").exists()
+
+
+def test_mnist_mlp_command_line_rejects_a_bad_flag(tmp_path):
+    # The script's own entry point: a usage error, no traceback, no files.
     stderr = run_failing_example(
-        "mnist_mlp.py", flag, f"--data_dir={tmp_path / 'no_data'}",
+        "mnist_mlp.py", "--dropout_rate=1", f"--data_dir={tmp_path / 'no_data'}",
         f"--output_dir={tmp_path / 'out'}", cwd=tmp_path,
     )
-    assert message in stderr
+    assert MNIST_BAD_FLAGS["--dropout_rate=1"] in stderr
     assert not (tmp_path / "out").exists()
 
 
