@@ -52,6 +52,13 @@ def run_failing_example(script, *args, cwd):
     return result.stderr
 
 
+def printed_json(code, cwd):
+    """Run the Python ``code``; the JSON it prints last."""
+    result = run_python("-c", code, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def rejections(script, flags, *args, cwd):
     """Run ``examples/<script>``'s ``main`` through ``absl.app.run`` once for
     each flag of ``flags`` (with ``args``), all in one process, the flags
@@ -80,9 +87,7 @@ def rejections(script, flags, *args, cwd):
         "    rejected[flag] = [status, stderr.getvalue()]\n"
         "print(json.dumps(rejected))\n"
     )
-    result = run_python("-c", code, cwd=cwd, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return printed_json(code, cwd=cwd)
 
 
 def built_settings(module, flagfile, builds, cwd, extra="{}"):
@@ -105,9 +110,7 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
         "    'steps': bbh.discriminator_steps,\n"
         f"    'warmup': bbh.discriminator_warmup_steps, **{extra}}}))\n"
     )
-    result = run_python("-c", script, cwd=cwd, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return printed_json(script, cwd=cwd)
 
 
 def test_toy_regression_runs_every_method(tmp_path):
@@ -226,9 +229,7 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "        bbb, in_order(first_bbb, bbb_second, hyper=False))\n"
         "print(json.dumps(same_as_in_order))\n"
     )
-    result = run_python("-c", script, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    same_as_in_order = json.loads(result.stdout.strip().splitlines()[-1])
+    same_as_in_order = printed_json(script, cwd=tmp_path)
     assert same_as_in_order == {
         f"{method} {layers}": True
         for method in ("bbh", "bbb") for layers in ("first", "both", "default")
@@ -265,55 +266,13 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
         "        for l in bbh.hyper_layers})\n"
         "print(json.dumps(hypernets))\n"
     )
-    result = run_python("-c", script, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    hypernets = json.loads(result.stdout.strip().splitlines()[-1])
+    hypernets = printed_json(script, cwd=tmp_path)
     # Defaults: the toy keeps the paper's shared noise; MNIST draws
     # independent noise for every scale (docs/results.md, section 2.2).
     default = [[True, 1]] if module == "mnist_mlp" else [[False, 256]]
     assert hypernets == {
         "per value": [[True, 1]], "shared": [[False, 256]], "default": default,
     }
-
-
-TOY_BAD_FLAGS = {
-    "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
-    "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
-    "--prior=1.5,0.01,5": "--prior must be pi,sigma1,sigma2",
-    "--noise_std=0": "--noise_std must be a finite number > 0",
-    "--kl_weight=-1": "--kl_weight must be finite and >= 0",
-}
-
-
-@pytest.fixture(scope="module")
-def toy_rejections(tmp_path_factory):
-    """Each of TOY_BAD_FLAGS given to the toy example: its folder and, per
-    flag, the exit code and stderr. --steps=1: a check that let the flag
-    through would fail fast, later."""
-    cwd = tmp_path_factory.mktemp("toy_flags")
-    return cwd, rejections(
-        "toy_regression.py", TOY_BAD_FLAGS, "--method=bbh", "--steps=1",
-        "--num_samples=2", f"--output={cwd / 'toy.png'}", cwd=cwd,
-    )
-
-
-@pytest.mark.parametrize("flag", list(TOY_BAD_FLAGS))
-def test_toy_regression_rejects_bad_flags_by_name(toy_rejections, flag):
-    cwd, rejected = toy_rejections
-    status, stderr = rejected[flag]
-    assert status != 0 and "Traceback" not in stderr
-    assert TOY_BAD_FLAGS[flag] in stderr
-    assert not (cwd / "toy.png").exists()
-
-
-def test_toy_regression_command_line_rejects_a_bad_flag(tmp_path):
-    # The script's own entry point: a usage error, no traceback, no files.
-    stderr = run_failing_example(
-        "toy_regression.py", "--noise_std=0", "--method=bbh", "--steps=1",
-        "--num_samples=2", f"--output={tmp_path / 'toy.png'}", cwd=tmp_path,
-    )
-    assert TOY_BAD_FLAGS["--noise_std=0"] in stderr
-    assert not (tmp_path / "toy.png").exists()
 
 
 MNIST_FLAGFILE = os.path.join(REPO, "examples", "mnist_authors_notebook.flags")
@@ -347,45 +306,75 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
-MNIST_BAD_FLAGS = {
-    "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
-    "--discriminator_clipvalue=0": "--discriminator_clipvalue must be a finite number > 0",
-    "--adam_epsilon=nan": "--adam_epsilon must be a finite number > 0",
-    "--kl_weight=-1": "--kl_weight must be finite and >= 0",
-    "--num_weight_samples=0": "--num_weight_samples must be >= 1",
-    "--dropout_rate=1": "--dropout_rate must be in [0, 1)",
-    "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+# Per example: bad flag -> the message that must name it.
+BAD_FLAGS = {
+    "toy_regression.py": {
+        "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+        "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
+        "--prior=1.5,0.01,5": "--prior must be pi,sigma1,sigma2",
+        "--noise_std=0": "--noise_std must be a finite number > 0",
+        "--kl_weight=-1": "--kl_weight must be finite and >= 0",
+    },
+    "mnist_mlp.py": {
+        "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
+        "--discriminator_clipvalue=0": "--discriminator_clipvalue must be a finite number > 0",
+        "--adam_epsilon=nan": "--adam_epsilon must be a finite number > 0",
+        "--kl_weight=-1": "--kl_weight must be finite and >= 0",
+        "--num_weight_samples=0": "--num_weight_samples must be >= 1",
+        "--dropout_rate=1": "--dropout_rate must be in [0, 1)",
+        "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+    },
 }
 
 
+def arguments_beside_a_bad_flag(script, folder):
+    """The rest of the command; whatever it would write goes to folder/out."""
+    if script == "toy_regression.py":
+        # --steps=1: a check that let the flag through would fail fast, later.
+        return ["--method=bbh", "--steps=1", "--num_samples=2",
+                f"--output={folder / 'out' / 'toy.png'}"]
+    # The checks come before the data are read: no data folder is needed.
+    return [f"--data_dir={folder / 'no_data'}", f"--output_dir={folder / 'out'}"]
+
+
 @pytest.fixture(scope="module")
-def mnist_rejections(tmp_path_factory):
-    """Each of MNIST_BAD_FLAGS given to mnist_mlp.py: its folder and, per
-    flag, the exit code and stderr. The checks come before the data are
-    read: no data folder is needed."""
-    cwd = tmp_path_factory.mktemp("mnist_flags")
-    return cwd, rejections(
-        "mnist_mlp.py", MNIST_BAD_FLAGS, f"--data_dir={cwd / 'no_data'}",
-        f"--output_dir={cwd / 'out'}", cwd=cwd,
-    )
+def rejected_flags(tmp_path_factory):
+    """``rejected_flags(script)``: its folder and, per flag of BAD_FLAGS,
+    the exit code and stderr (one process per script, run once)."""
+    found = {}
+
+    def rejected(script):
+        if script not in found:
+            folder = tmp_path_factory.mktemp(script[:-3])
+            found[script] = folder, rejections(
+                script, BAD_FLAGS[script],
+                *arguments_beside_a_bad_flag(script, folder), cwd=folder,
+            )
+        return found[script]
+
+    return rejected
 
 
-@pytest.mark.parametrize("flag", list(MNIST_BAD_FLAGS))
-def test_mnist_mlp_rejects_bad_flags_by_name(mnist_rejections, flag):
-    cwd, rejected = mnist_rejections
+@pytest.mark.parametrize(
+    "script, flag", [(script, flag) for script in BAD_FLAGS for flag in BAD_FLAGS[script]]
+)
+def test_examples_reject_bad_flags_by_name(rejected_flags, script, flag):
+    folder, rejected = rejected_flags(script)
     status, stderr = rejected[flag]
     assert status != 0 and "Traceback" not in stderr
-    assert MNIST_BAD_FLAGS[flag] in stderr
-    assert not (cwd / "out").exists()
+    assert BAD_FLAGS[script][flag] in stderr
+    assert not (folder / "out").exists()
 
 
-def test_mnist_mlp_command_line_rejects_a_bad_flag(tmp_path):
-    # The script's own entry point: a usage error, no traceback, no files.
+@pytest.mark.parametrize(
+    "script, flag", [("toy_regression.py", "--noise_std=0"), ("mnist_mlp.py", "--dropout_rate=1")]
+)
+def test_example_command_lines_reject_a_bad_flag(tmp_path, script, flag):
+    # The scripts' own entry points: a usage error, no traceback, no files.
     stderr = run_failing_example(
-        "mnist_mlp.py", "--dropout_rate=1", f"--data_dir={tmp_path / 'no_data'}",
-        f"--output_dir={tmp_path / 'out'}", cwd=tmp_path,
+        script, flag, *arguments_beside_a_bad_flag(script, tmp_path), cwd=tmp_path
     )
-    assert MNIST_BAD_FLAGS["--dropout_rate=1"] in stderr
+    assert BAD_FLAGS[script][flag] in stderr
     assert not (tmp_path / "out").exists()
 
 
