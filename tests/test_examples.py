@@ -52,9 +52,16 @@ def run_failing_example(script, *args, cwd):
     return result.stderr
 
 
-def printed_json(code, cwd):
-    """Run the Python ``code``; the JSON it prints last."""
-    result = run_python("-c", code, cwd=cwd)
+def printed_json(module, code, cwd):
+    """Run the Python ``code`` after ``import json, sys`` and ``import
+    <module> as example`` (a script of ``examples/``); the JSON it prints
+    last."""
+    prelude = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
+        f"import {module} as example\n"
+    )
+    result = run_python("-c", prelude + code, cwd=cwd, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -67,9 +74,7 @@ def rejections(script, flags, *args, cwd):
     traceback. (One process for all flags; the script's own entry point is
     run by ``run_failing_example``.)"""
     code = (
-        "import contextlib, io, json, sys, traceback\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        f"import {script[:-3]} as example\n"
+        "import contextlib, io, traceback\n"
         "from absl import app\n"
         "rejected = {}\n"
         f"for flag in {list(flags)!r}:\n"
@@ -87,7 +92,7 @@ def rejections(script, flags, *args, cwd):
         "    rejected[flag] = [status, stderr.getvalue()]\n"
         "print(json.dumps(rejected))\n"
     )
-    return printed_json(code, cwd=cwd)
+    return printed_json(script[:-3], code, cwd=cwd)
 
 
 def built_settings(module, flagfile, builds, cwd, extra="{}"):
@@ -96,9 +101,6 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
     example``) defines ``bbh`` and ``bbb``; ``extra`` is a dict expression
     of more entries."""
     script = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        f"import {module} as example\n"
         f"example.FLAGS(['example', '--flagfile={flagfile}'])\n"
         f"{builds}\n"
         "print(json.dumps({\n"
@@ -110,7 +112,7 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
         "    'steps': bbh.discriminator_steps,\n"
         f"    'warmup': bbh.discriminator_warmup_steps, **{extra}}}))\n"
     )
-    return printed_json(script, cwd=cwd)
+    return printed_json(module, script, cwd=cwd)
 
 
 def test_toy_regression_runs_every_method(tmp_path):
@@ -191,10 +193,7 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
     # Each network's variables, seed states included, must equal those of
     # the layers named here, created in network order from the same seed.
     script = (
-        "import sys\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        "import json, keras, numpy as np, bbh_tf\n"
-        "import toy_regression as example\n"
+        "import keras, numpy as np, bbh_tf\n"
         "from bbh_tf import BayesByBackpropDense as BbB, HyperDense\n"
         "from keras.layers import Dense\n"
         "def in_order(*make_layers, hyper=True):\n"
@@ -209,8 +208,8 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "first_bbh = lambda h: HyperDense(\n"
         "    100, activation='relu', mode='full', hypernet=h)\n"
         "first_bbb = lambda h: BbB(100, activation='relu')\n"
-        "same_as_in_order = {}\n"
         "hyper_output = lambda h: HyperDense(1, mode='full', hypernet=h)\n"
+        "same_as_in_order = {}\n"
         "for layers, flags, bbh_second, bbb_second in [\n"
         "        ('first', ['--bbh_layers=first', '--bbb_layers=first'],\n"
         "         lambda h: Dense(1), lambda h: Dense(1)),\n"
@@ -229,7 +228,7 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "        bbb, in_order(first_bbb, bbb_second, hyper=False))\n"
         "print(json.dumps(same_as_in_order))\n"
     )
-    same_as_in_order = printed_json(script, cwd=tmp_path)
+    same_as_in_order = printed_json("toy_regression", script, cwd=tmp_path)
     assert same_as_in_order == {
         f"{method} {layers}": True
         for method in ("bbh", "bbb") for layers in ("first", "both", "default")
@@ -253,9 +252,6 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
         "default": [],
     }
     script = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
-        f"import {module} as example\n"
         "hypernets = {}\n"
         f"for name, flags in {flag_sets!r}.items():\n"
         "    example.FLAGS.unparse_flags()\n"
@@ -266,7 +262,7 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
         "        for l in bbh.hyper_layers})\n"
         "print(json.dumps(hypernets))\n"
     )
-    hypernets = printed_json(script, cwd=tmp_path)
+    hypernets = printed_json(module, script, cwd=tmp_path)
     # Defaults: the toy keeps the paper's shared noise; MNIST draws
     # independent noise for every scale (docs/results.md, section 2.2).
     default = [[True, 1]] if module == "mnist_mlp" else [[False, 256]]
