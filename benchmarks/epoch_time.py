@@ -32,6 +32,7 @@ import keras  # noqa: E402
 
 import bbh_tf  # noqa: E402
 import mnist_mlp  # noqa: E402  (defines the shared flags)
+import shared_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -90,7 +91,8 @@ def main(argv):
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
-                       "results": results}, f, indent=2)
+                       "results": results,
+                       "environment": shared_flags.environment()}, f, indent=2)
 
 
 if __name__ == "__main__":

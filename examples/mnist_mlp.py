@@ -327,6 +327,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
                     "discriminator_learning_rate", "conditional", "classes",
                 )
             } | shared_flags.values(),
+            "environment": shared_flags.environment(),
         }
     )
 

@@ -1,14 +1,20 @@
-"""Flags that the toy and MNIST examples share: the prior, Adam's epsilon,
-how the discriminator is warmed up and clipped, and how the hypernetwork
-draws its noise.
+"""What the toy and MNIST examples share: flags for the prior, Adam's
+epsilon, how the discriminator is warmed up and clipped and how the
+hypernetwork draws its noise; and the record of the machine and library
+versions that their results JSONs carry.
 
 Defined once here so that both scripts (and the flagfiles that reproduce the
 authors' notebooks) spell and check them the same way.
 """
 
+import os
+import platform
+
 from absl import app, flags
 import keras
 import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 import bbh_tf
 
@@ -80,6 +86,40 @@ def discriminator_adam(learning_rate):
 def values():
     """The shared flags for a results JSON (``--prior`` as floats)."""
     return {name: FLAGS[name].value for name in NAMES} | {"prior": prior_values()}
+
+
+def environment():
+    """The machine and the library versions a result was measured with.
+
+    Kept in every results JSON: the same command and seed can give another
+    Bayes by Hypernet toy posterior on another processor (rounding differences
+    grow during training; docs/results.md section 1).
+    """
+    return {
+        "processor": processor_name(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_probability": tfp.__version__,
+        "numpy": np.__version__,
+        "bbh_tf": bbh_tf.__version__,
+        "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def processor_name():
+    """The CPU model: ``/proc/cpuinfo``'s model name on Linux, where
+    ``platform.processor()`` is usually empty or just the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def check(positive=None):

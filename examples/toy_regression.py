@@ -383,6 +383,7 @@ def main(argv):
                     )
                 } | shared_flags.values(),
                 "methods": summary,
+                "environment": shared_flags.environment(),
             },
             f,
             indent=2,

@@ -127,6 +127,22 @@ def test_toy_regression_runs_every_method(tmp_path):
     for row in summary["methods"].values():
         assert all(math.isfinite(row[k]) for k in ("std_inside", "std_outside"))
     assert summary["methods"]["ml"]["std_outside"] == 0.0
+    assert_records_the_environment(summary)
+
+
+def assert_records_the_environment(results):
+    """A results JSON names the processor and the versions it ran with."""
+    import keras
+    import tensorflow as tf
+
+    import bbh_tf
+
+    environment = results["environment"]
+    assert environment["tensorflow"] == tf.__version__
+    assert environment["keras"] == keras.__version__
+    assert environment["bbh_tf"] == bbh_tf.__version__
+    assert isinstance(environment["processor"], str) and environment["processor"]
+    assert environment["cpu_count"] >= 1
 
 
 FLAGFILE = os.path.join(REPO, "examples", "toy_authors_notebook.flags")
@@ -404,6 +420,7 @@ def test_mnist_mlp_saves_models_and_metrics(mnist_runs):
         assert "loss" in results["final_train_logs"]
         assert results["flags"]["train_size"] == 512
         assert results["num_samples"] == (1 if method == "ml" else 3)
+        assert_records_the_environment(results)
 
 
 @needs_mnist
