@@ -45,7 +45,8 @@ Writes, per method, ``<output_dir>/<method>.keras`` (reload with
 ``keras.models.load_model`` after ``import bbh_tf``) and
 ``<output_dir>/<method>.json``: test accuracy, NLL and mean predictive
 entropy, the flags and seed, seconds per epoch (every epoch and the median
-after the first, which includes tracing) and the last epoch's training logs.
+after the first, which includes tracing), the last epoch's training logs and
+the environment (processor, library versions).
 """
 
 import json

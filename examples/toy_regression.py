@@ -40,7 +40,8 @@ authors' public toy notebook instead (noise std 9, 40 steps at Adam 0.1,
 Besides the PNG, a JSON with the same name holds the printed numbers: per
 method the mean predictive std inside (``|x| <= 4``) and outside
 (``4 < |x| <= 6``) the data range and the RMSE of the predictive mean on the
-training points.
+training points, with the flags and the environment (processor, library
+versions: Bayes by Hypernet's band can differ between machines).
 """
 
 import json

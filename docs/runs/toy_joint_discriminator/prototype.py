@@ -4,7 +4,8 @@ paper's size) on the whole vector of a draw's generated values (200 with the
 posterior on the first layer), one logit per draw, instead of one logit per
 value. Everything else is ``examples/toy_regression.py`` with its flags.
 
-Run from the repository root (docs/results.md section 1.2 has the results)::
+Run from the repository root (docs/discriminator.md, "A joint discriminator
+does not close the gap", has the results)::
 
     python docs/runs/toy_joint_discriminator/prototype.py --method=bbh --seed=S \
         --output=docs/runs/toy_joint_discriminator/joint_seedS.png
