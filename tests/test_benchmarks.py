@@ -104,12 +104,13 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
         "import epoch_time\n"
         "epoch_time.FLAGS(['epoch_time'])\n"
-        "for name in ('bbh_default', 'bbh_shared_noise'):\n"
-        "    builder = getattr(epoch_time, 'build_' + name)\n"
-        "    h = builder(256).network.layers[0].hypernet\n"
-        "    print(name, h.noise_per_chunk, h.output_dim)\n"
-        "h = epoch_time.mnist_mlp.BUILDERS['bbh'](256).network.layers[0].hypernet\n"
-        "print('bbh', h.noise_per_chunk, h.output_dim)\n"
+        "for name in ('bbh_default', 'bbh_default_one_draw', 'bbh_shared_noise'):\n"
+        "    model = getattr(epoch_time, 'build_' + name)(256)\n"
+        "    h = model.network.layers[0].hypernet\n"
+        "    print(name, h.noise_per_chunk, h.output_dim, model.num_weight_samples)\n"
+        "model = epoch_time.mnist_mlp.BUILDERS['bbh'](256)\n"
+        "h = model.network.layers[0].hypernet\n"
+        "print('bbh', h.noise_per_chunk, h.output_dim, model.num_weight_samples)\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     built = subprocess.run(
@@ -117,19 +118,22 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert built.returncode == 0, built.stderr[-4000:]
-    assert built.stdout.split("\n")[-4:-1] == [
-        "bbh_default False 256", "bbh_shared_noise False 256", "bbh True 1"]
+    assert built.stdout.split("\n")[-5:-1] == [
+        "bbh_default False 256 5", "bbh_default_one_draw False 256 1",
+        "bbh_shared_noise False 256 5", "bbh True 1 5"]
     output = tmp_path / "epoch_time.json"
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
          f"--data_dir={os.path.abspath(MNIST_DIR)}", "--train_size=256",
-         "--methods=ml,bbh_default,bbh_shared_noise,bbh", "--rounds=2",
+         "--methods=ml,bbh_default,bbh_default_one_draw,bbh_shared_noise,bbh",
+         "--rounds=2",
          f"--output={output}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(output.read_text())["results"]
-    assert set(results) == {"ml", "bbh_default", "bbh_shared_noise", "bbh"}
+    assert set(results) == {
+        "ml", "bbh_default", "bbh_default_one_draw", "bbh_shared_noise", "bbh"}
     assert results["ml"]["ratio_to_ml"] == 1.0
     assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
                for r in results.values())
