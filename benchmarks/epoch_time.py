@@ -8,12 +8,13 @@ of the rest reported, with its ratio to maximum likelihood.
 
 ``bbh_default`` is Bayes by Hypernet with the package defaults (the paper's
 ``HyperNetwork()`` with one noise draw shared by all scales, one discriminator
-update per step, Adam 1e-3 for both optimizers) and ``bbh_default_one_draw``
-the same with one weight draw per step (``num_weight_samples=1``: the whole
-batch meets one draw, the KL term is scored on one draw); ``bbh`` uses the example's
-flags (by default independent noise for every scale and 5 discriminator
-updates at 1e-2); ``bbh_shared_noise`` is ``bbh`` with the paper's shared
-noise (``HyperNetwork()``).
+update per step, Adam 1e-3 for both optimizers) and
+``bbh_default_one_draw`` the same with one weight draw per step
+(``num_weight_samples=1``: the whole batch meets one draw, the KL term is
+scored on one draw); ``bbh`` uses the example's flags (by default
+independent noise for every scale and 5 discriminator updates at 1e-2);
+``bbh_shared_noise`` is ``bbh`` with the paper's shared noise
+(``HyperNetwork()``).
 
 Run::
 
@@ -91,12 +92,13 @@ def main(argv):
             print(f"round {round_index} {name}: {seconds[name][-1]:.1f} s", flush=True)
     reference = statistics.median(seconds["ml"][1:]) if "ml" in seconds else None
     results = {}
-    print(f"\n{'method':<12} {'median s/epoch':>15} {'ratio to ml':>12}")
+    width = max(len(name) for name in seconds)
+    print(f"\n{'method':<{width}} {'median s/epoch':>15} {'ratio to ml':>12}")
     for name, values in seconds.items():
         median = statistics.median(values[1:])
         ratio = median / reference if reference else None
         results[name] = {"seconds": values, "median_after_first": median, "ratio_to_ml": ratio}
-        print(f"{name:<12} {median:>15.2f} {ratio if ratio else float('nan'):>12.2f}")
+        print(f"{name:<{width}} {median:>15.2f} {ratio if ratio else float('nan'):>12.2f}")
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
