@@ -73,15 +73,20 @@ def build_bbh_shared_noise(num_examples):
 
 def main(argv):
     del argv
-    keras.utils.set_random_seed(FLAGS.seed)
-    x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
-    if FLAGS.train_size:
-        x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
     builders = dict(
         mnist_mlp.BUILDERS, bbh_default=build_bbh_default,
         bbh_default_one_draw=build_bbh_default_one_draw,
         bbh_shared_noise=build_bbh_shared_noise,
     )
+    unknown = [name for name in FLAGS.methods if name not in builders]
+    if unknown:
+        raise app.UsageError(
+            f"--methods must name methods of {sorted(builders)}, got {unknown}."
+        )
+    keras.utils.set_random_seed(FLAGS.seed)
+    x, y = bbh_tf.data.load_mnist("train", data_dir=FLAGS.data_dir, flatten=True)
+    if FLAGS.train_size:
+        x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
     models = {name: builders[name](len(x)) for name in FLAGS.methods}
     seconds = {name: [] for name in models}
     for round_index in range(FLAGS.rounds):

@@ -134,6 +134,17 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
     results = json.loads(output.read_text())["results"]
     assert set(results) == {
         "ml", "bbh_default", "bbh_default_one_draw", "bbh_shared_noise", "bbh"}
+    # An unknown method is a usage error naming the flag, before any data.
+    rejected = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
+         f"--data_dir={tmp_path / 'no_data'}", "--methods=ml,bbh_defualt",
+         f"--output={tmp_path / 'rejected.json'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
+    assert "--methods must name methods of" in rejected.stderr
+    assert "bbh_defualt" in rejected.stderr
+    assert not (tmp_path / "rejected.json").exists()
     assert results["ml"]["ratio_to_ml"] == 1.0
     assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
                for r in results.values())
