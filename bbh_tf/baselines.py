@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from bbh_tf import _checks, _conv
+from bbh_tf import _checks, _conv, _random
 from bbh_tf.predictive import PredictiveModel, VariationalModel, deserialize
 from bbh_tf.priors import ScaleMixturePrior
 
@@ -239,9 +239,7 @@ class _BayesByBackpropLayer(keras.layers.Layer):
         if self.use_bias:
             mean = mean + self.bias_mu
             variance = variance + keras.ops.square(self.bias_sigma)
-        noise = keras.random.normal(
-            keras.ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
-        )
+        noise = _random.normal(tf.shape(mean), self.seed_generator, dtype=mean.dtype)
         outputs = mean + keras.ops.sqrt(variance + _VARIANCE_EPSILON) * noise
         return self.activation(outputs)
 
@@ -262,9 +260,7 @@ class _BayesByBackpropLayer(keras.layers.Layer):
         for mu, rho in self._posterior_parameters():
             mu = tf.convert_to_tensor(mu)
             sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
-            eps = keras.random.normal(
-                tf.shape(mu), dtype=mu.dtype, seed=self.seed_generator
-            )
+            eps = _random.normal(tf.shape(mu), self.seed_generator, dtype=mu.dtype)
             weights = mu + sigma * eps
             log_q = tfd.Normal(loc=mu, scale=sigma).log_prob(weights)
             log_p = self.prior.log_prob(weights)

@@ -21,7 +21,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _checks, _random
 
 # Per-thread, because MirroredStrategy runs each replica in its own thread.
 _INJECTED = threading.local()
@@ -176,10 +176,10 @@ class HyperNetwork(keras.layers.Layer):
 
     def sample_noise(self, num_draws, num_chunks=1):
         """Draw ``eps ~ N(0, I)`` of shape ``noise_shape(num_draws, num_chunks)``."""
-        return keras.random.normal(
+        return _random.normal(
             self.noise_shape(num_draws, num_chunks),
+            self.seed_generator,
             dtype=self.compute_dtype,
-            seed=self.seed_generator,
         )
 
     def num_chunks(self, num_values):

@@ -56,6 +56,7 @@ def build_bbh_default(num_examples, **arguments):
         discriminator_optimizer="adam",
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=FLAGS.jit_compile,
     )
     return model
 
@@ -107,6 +108,7 @@ def main(argv):
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
+                       "jit_compile": FLAGS.jit_compile,
                        "results": results,
                        "environment": shared_flags.environment()}, f, indent=2)
 

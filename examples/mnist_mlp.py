@@ -112,6 +112,10 @@ flags.DEFINE_bool(
     "False is the paper's pooled form.",
 )
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
+flags.DEFINE_bool(
+    "jit_compile", False,
+    "Compile every training step with XLA (Keras' compile(jit_compile=True)).",
+)
 flags.DEFINE_list(
     "classes",
     [],
@@ -184,6 +188,7 @@ def compiled(model):
         optimizer=adam(FLAGS.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=FLAGS.jit_compile,
     )
     return model
 
@@ -214,6 +219,7 @@ def builders(architecture, hypernetwork=None):
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=FLAGS.jit_compile,
         )
         return model
 
@@ -326,6 +332,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
                     "train_size", "num_samples", "learning_rate", "dropout_rate",
                     "kl_weight", "num_weight_samples", "discriminator_steps",
                     "discriminator_learning_rate", "conditional", "classes",
+                    "jit_compile",
                 )
             } | shared_flags.values(),
             "environment": shared_flags.environment(),
