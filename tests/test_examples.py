@@ -287,6 +287,29 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
     }
 
 
+def test_jit_compile_flag_reaches_every_mnist_model(tmp_path):
+    # --jit_compile XLA-compiles the training step of every method the MNIST
+    # example and the epoch-time benchmark build; off by default.
+    script = (
+        f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
+        "import epoch_time\n"
+        "compiled = {}\n"
+        "for flags in ([], ['--jit_compile']):\n"
+        "    example.FLAGS.unparse_flags()\n"
+        "    example.FLAGS(['example', *flags])\n"
+        "    models = {m: example.BUILDERS[m](256) for m in example.METHOD_NAMES}\n"
+        "    models['bbh_default'] = epoch_time.build_bbh_default(256)\n"
+        "    compiled[' '.join(flags) or 'default'] = sorted(\n"
+        "        name for name, model in models.items() if model.jit_compile)\n"
+        "print(json.dumps(compiled))\n"
+    )
+    compiled = printed_json("mnist_mlp", script, cwd=tmp_path)
+    assert compiled == {
+        "default": [],
+        "--jit_compile": ["bbb", "bbh", "bbh_default", "mc_dropout", "ml"],
+    }
+
+
 MNIST_FLAGFILE = os.path.join(REPO, "examples", "mnist_authors_notebook.flags")
 
 

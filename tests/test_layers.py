@@ -224,6 +224,31 @@ def test_noise_per_chunk_gives_each_chunk_its_own_noise():
     assert first.shape == (1, 9) and not np.allclose(first, second)
 
 
+def test_noise_keeps_keras_stream_and_names_philox_for_xla():
+    # Without XLA the noise is keras.random.normal's, number for number, so
+    # results from before the change reproduce.
+    hypernet = _hypernet(seed=3)
+    expected = keras.random.normal((5, 4), seed=keras.random.SeedGenerator(3))
+    np.testing.assert_array_equal(hypernet.sample_noise(5).numpy(), expected.numpy())
+    # The algorithm is named, not "auto_select", which XLA on CPU resolves
+    # to a generator about 30 times slower (docs/performance.md, "XLA").
+    graph = tf.function(lambda: hypernet.sample_noise(5)).get_concrete_function().graph
+    normals = [op for op in graph.get_operations() if op.type == "StatelessRandomNormalV2"]
+    assert len(normals) == 1
+    alg = tf.get_static_value(normals[0].inputs[3])
+    assert alg == tf.random.Algorithm.PHILOX.value
+
+
+def test_noise_under_xla_is_standard_normal_and_fresh_per_call():
+    hypernet = _hypernet(noise_per_chunk=True, seed=0)
+    draw = tf.function(lambda: hypernet.sample_noise(500, 25), jit_compile=True)
+    first, second = draw().numpy(), draw().numpy()
+    assert first.shape == (500, 25, 4)
+    # 50 000 values: mean within 4 standard errors (0.018) of 0, std of 1.
+    assert abs(first.mean()) < 0.02 and abs(first.std() - 1) < 0.02
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.02
+
+
 def test_noise_per_chunk_with_one_value_per_chunk_gives_independent_values():
     def correlations(noise_per_chunk):
         hypernet = _hypernet(output_dim=1, noise_per_chunk=noise_per_chunk, seed=0)
