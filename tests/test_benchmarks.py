@@ -148,3 +148,23 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
     assert results["ml"]["ratio_to_ml"] == 1.0
     assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
                for r in results.values())
+
+
+def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
+    output = tmp_path / "xla_noise.json"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "xla_noise.py"),
+         "--shape=5,16,8", "--rounds=2", "--calls=2", f"--output={output}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    saved = json.loads(output.read_text())
+    assert saved["shape"] == [5, 16, 8]
+    assert sorted(saved["results"]) == sorted(
+        f"{name}, jit_compile={jit}"
+        for name in ("keras.random.normal", "bbh_tf (Philox named)")
+        for jit in (False, True)
+    )
+    assert all(len(r["ms"]) == 2 and r["min_ms"] > 0 for r in saved["results"].values())
+    assert "processor" in saved["environment"]
