@@ -341,6 +341,24 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
+def test_shared_noise_xla_flagfile_reaches_the_models(tmp_path):
+    # The flagfile of docs/results.md section 4.1 builds the paper's
+    # shared-noise hypernetwork with one discriminator update at Adam 1e-2,
+    # five draws and an XLA-compiled step, for the example and the benchmark.
+    built = built_settings(
+        "mnist_mlp", os.path.join(REPO, "examples", "mnist_shared_noise_xla.flags"),
+        "bbh = example.BUILDERS['bbh'](60000)\nbbb = example.BUILDERS['bbb'](60000)",
+        tmp_path,
+        extra="{'hypernets': sorted({(l.hypernet.noise_per_chunk, l.hypernet.output_dim) "
+        "for l in bbh.hyper_layers}), 'jit': bbh.jit_compile, "
+        "'rate': float(bbh.discriminator_optimizer.learning_rate)}",
+    )
+    assert built["hypernets"] == [[False, 256]]
+    assert built["steps"] == 1 and built["draws"] == 5
+    assert built["jit"] is True and built["rate"] == pytest.approx(1e-2)
+    assert built["kl_weight"] == 1.0 and built["conditional"] is True
+
+
 # Per example: bad flag -> the message that must name it.
 BAD_FLAGS = {
     "toy_regression.py": {
