@@ -105,6 +105,12 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
     "discriminator_learning_rate", 1e-2, "bbh: discriminator Adam learning rate."
 )
+flags.DEFINE_integer(
+    "discriminator_sample_size", 0,
+    "bbh: scales the discriminator scores per step (a random subset, the KL "
+    "estimate scaled to stay unbiased); 0: all of them.",
+    lower_bound=0,
+)
 flags.DEFINE_bool(
     "conditional",
     True,
@@ -211,6 +217,7 @@ def builders(architecture, hypernetwork=None):
             kl_weight=FLAGS.kl_weight,
             discriminator_steps=FLAGS.discriminator_steps,
             discriminator_warmup_steps=FLAGS.discriminator_warmup_steps,
+            discriminator_sample_size=FLAGS.discriminator_sample_size or None,
         )
         model.compile(
             optimizer=adam(FLAGS.learning_rate),
@@ -332,7 +339,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
                     "train_size", "num_samples", "learning_rate", "dropout_rate",
                     "kl_weight", "num_weight_samples", "discriminator_steps",
                     "discriminator_learning_rate", "conditional", "classes",
-                    "jit_compile",
+                    "jit_compile", "discriminator_sample_size",
                 )
             } | shared_flags.values(),
             "environment": shared_flags.environment(),

@@ -351,12 +351,26 @@ def test_shared_noise_xla_flagfile_reaches_the_models(tmp_path):
         tmp_path,
         extra="{'hypernets': sorted({(l.hypernet.noise_per_chunk, l.hypernet.output_dim) "
         "for l in bbh.hyper_layers}), 'jit': bbh.jit_compile, "
+        "'sample_size': bbh.discriminator_sample_size, "
         "'rate': float(bbh.discriminator_optimizer.learning_rate)}",
     )
     assert built["hypernets"] == [[False, 256]]
     assert built["steps"] == 1 and built["draws"] == 5
     assert built["jit"] is True and built["rate"] == pytest.approx(1e-2)
     assert built["kl_weight"] == 1.0 and built["conditional"] is True
+    assert built["sample_size"] is None  # every scale scored
+
+
+def test_discriminator_sample_size_flag_reaches_the_model(tmp_path):
+    script = (
+        "sizes = []\n"
+        "for flags in ([], ['--discriminator_sample_size=256']):\n"
+        "    example.FLAGS.unparse_flags()\n"
+        "    example.FLAGS(['example', *flags])\n"
+        "    sizes.append(example.BUILDERS['bbh'](600).discriminator_sample_size)\n"
+        "print(json.dumps(sizes))\n"
+    )
+    assert printed_json("mnist_mlp", script, cwd=tmp_path) == [None, 256]
 
 
 # Per example: bad flag -> the message that must name it.
