@@ -236,12 +236,14 @@ def test_every_row_gets_its_own_weight_sample():
     assert not np.allclose(samples[0], samples[1])
 
 
+@pytest.mark.parametrize("name", sorted(MAKERS))
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_bbb_train_step_with_and_without_xla(jit_compile):
+def test_train_step_with_and_without_xla(name, jit_compile):
     x, y = blobs(n=64)
-    model = compiled("bbb", jit_compile=jit_compile)
+    model = compiled(name, jit_compile=jit_compile)
     # Equal batches: one trace, one XLA compilation.
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
+    assert model.jit_compile is jit_compile
     assert np.all(np.isfinite(history["loss"]))
 
 
