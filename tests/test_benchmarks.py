@@ -146,6 +146,8 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
     assert "bbh_defualt" in rejected.stderr
     assert not (tmp_path / "rejected.json").exists()
     assert results["ml"]["ratio_to_ml"] == 1.0
+    saved_flags = json.loads(output.read_text())["flags"]
+    assert saved_flags["num_weight_samples"] == 5 and saved_flags["noise_per_chunk"] is True
     assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
                for r in results.values())
 
