@@ -110,11 +110,7 @@ def main(argv):
             json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
                        "jit_compile": FLAGS.jit_compile,
                        # What the example's `bbh` and `bbh_shared_noise` read.
-                       "flags": {name: FLAGS[name].value for name in (
-                           "learning_rate", "kl_weight", "num_weight_samples",
-                           "discriminator_steps", "discriminator_learning_rate",
-                           "discriminator_sample_size", "conditional",
-                       )} | shared_flags.values(),
+                       "flags": mnist_mlp.flag_values(),
                        "results": results,
                        "environment": shared_flags.environment()}, f, indent=2)
 

@@ -50,7 +50,14 @@ def samplers(shape):
 
 def main(argv):
     del argv
-    shape = tuple(int(size) for size in FLAGS.shape)
+    try:
+        shape = tuple(int(size) for size in FLAGS.shape)
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise app.UsageError(
+            f"--shape must be positive integers separated by commas, got {FLAGS.shape}."
+        )
     functions = {}
     for name, draw in samplers(shape).items():
         for jit in (False, True):

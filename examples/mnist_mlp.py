@@ -257,6 +257,20 @@ def builders(architecture, hypernetwork=None):
 BUILDERS = builders(mlp)
 
 
+def flag_values():
+    """This script's flags and the shared ones, for a results JSON."""
+    return {
+        name: FLAGS[name].value
+        for name in (
+            "method", "epochs", "batch_size", "data_dir", "seed",
+            "train_size", "num_samples", "learning_rate", "dropout_rate",
+            "kl_weight", "num_weight_samples", "discriminator_steps",
+            "discriminator_learning_rate", "conditional", "classes",
+            "jit_compile", "discriminator_sample_size",
+        )
+    } | shared_flags.values()
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Wall-clock seconds of every epoch."""
 
@@ -332,16 +346,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
                 name: [float(v) for v in values]
                 for name, values in history.history.items()
             },
-            "flags": {
-                name: FLAGS[name].value
-                for name in (
-                    "method", "epochs", "batch_size", "data_dir", "seed",
-                    "train_size", "num_samples", "learning_rate", "dropout_rate",
-                    "kl_weight", "num_weight_samples", "discriminator_steps",
-                    "discriminator_learning_rate", "conditional", "classes",
-                    "jit_compile", "discriminator_sample_size",
-                )
-            } | shared_flags.values(),
+            "flags": flag_values(),
             "environment": shared_flags.environment(),
         }
     )

@@ -170,3 +170,11 @@ def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
     )
     assert all(len(r["ms"]) == 2 and r["min_ms"] > 0 for r in saved["results"].values())
     assert "processor" in saved["environment"]
+    for shape in ("5,x", "5,0"):
+        rejected = subprocess.run(
+            [sys.executable, os.path.join(REPO, "benchmarks", "xla_noise.py"),
+             f"--shape={shape}"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
+        assert "--shape must be positive integers" in rejected.stderr
