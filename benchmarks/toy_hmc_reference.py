@@ -1,0 +1,203 @@
+"""The toy regression's exact posterior, by Hamiltonian Monte Carlo.
+
+A reference for the bands of examples/toy_regression.py: the same 1-100-1
+ReLU network, data (``--seed``), likelihood ``N(f(x), --noise_std^2)`` and
+prior (``--prior``, default the package's ``ScaleMixturePrior()``), with
+every weight and bias (301 values) random, sampled by NUTS
+(``tfp.mcmc.NoUTurnSampler``) in ``--chains`` chains. The variational
+methods approximate this posterior (Bayes by Backprop as in the example,
+Bayes by Hypernet with ``--bbh_layers=both``); if its bands are narrower
+outside the data than a baseline's, that baseline is wider than the exact
+answer there.
+
+It reports what the example reports (mean std of ``f(x)`` inside
+``|x| <= 4`` and outside ``4 < |x| <= 6`` the data, train RMSE of the
+predictive mean), the prior's bands (``--prior_draws`` networks drawn from
+the prior, no data), and convergence diagnostics: the largest R-hat of
+``f(x)`` over the grid (between the chains; near 1 when they agree) and
+the smallest effective sample size. It writes a PNG with the example's
+panel layout and a JSON beside it.
+
+Usage (a few minutes per seed on two CPU cores; docs/runs/toy_hmc/)::
+
+    python benchmarks/toy_hmc_reference.py --seed=0 \\
+        --output=docs/runs/toy_hmc/hmc_seed0.png
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+
+from absl import app, flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+import bbh_tf  # noqa: E402
+import shared_flags  # noqa: E402
+import toy_regression as toy  # noqa: E402  (defines --seed, --noise_std, --prior, --output)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("chains", 8, "Independent NUTS chains.")
+flags.DEFINE_integer(
+    "burnin", 1000, "Steps per chain before the kept draws; the step size adapts here."
+)
+flags.DEFINE_integer("draws", 1000, "Kept steps per chain.")
+flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth leapfrog steps per step.")
+flags.DEFINE_integer("prior_draws", 10000, "Networks drawn from the prior for its bands.")
+
+HIDDEN = toy.HIDDEN_UNITS
+# Layout of one flat state vector: first kernel, first bias, output kernel,
+# output bias.
+NUM_VALUES = HIDDEN + HIDDEN + HIDDEN + 1
+
+
+def network(state, x):
+    """``f(x)`` for a batch of flat states ``(..., NUM_VALUES)`` at inputs
+    ``x`` ``(n,)``: shape ``(..., n)``."""
+    kernel, bias, output_kernel = (
+        state[..., i * HIDDEN:(i + 1) * HIDDEN] for i in range(3)
+    )
+    hidden = tf.nn.relu(kernel[..., None, :] * x[:, None] + bias[..., None, :])
+    return tf.reduce_sum(hidden * output_kernel[..., None, :], -1) + state[..., -1:]
+
+
+def log_posterior_fn(prior, x, y, noise_std):
+    """Unnormalised log posterior of flat states: the prior's log-density
+    of every value plus the Gaussian log-likelihood of the data."""
+    likelihood_scale = tf.constant(noise_std, tf.float32)
+
+    def log_posterior(state):
+        log_prior = tf.reduce_sum(prior.log_prob(state), -1)
+        log_likelihood = tf.reduce_sum(
+            tfp.distributions.Normal(network(state, x), likelihood_scale).log_prob(y), -1
+        )
+        return log_prior + log_likelihood
+
+    return log_posterior
+
+
+def sample(log_posterior, initial_state, seed):
+    """NUTS draws ``(draws, chains, NUM_VALUES)`` and the per-step traces."""
+    kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
+        tfp.mcmc.NoUTurnSampler(
+            log_posterior, step_size=1e-3, max_tree_depth=FLAGS.max_tree_depth
+        ),
+        num_adaptation_steps=int(0.8 * FLAGS.burnin),
+    )
+
+    @tf.function(jit_compile=True)
+    def run(initial_state, seed):
+        return tfp.mcmc.sample_chain(
+            num_results=FLAGS.draws,
+            num_burnin_steps=FLAGS.burnin,
+            current_state=initial_state,
+            kernel=kernel,
+            trace_fn=lambda _, results: (
+                results.inner_results.leapfrogs_taken,
+                results.inner_results.has_divergence,
+                results.new_step_size,
+            ),
+            seed=seed,
+        )
+
+    return run(initial_state, seed)
+
+
+def band_summary(grid, x, y, outputs):
+    """The example's numbers from network outputs ``(draws, grid + data)``."""
+    mean, std = outputs.mean(0), outputs.std(0)
+    return toy.summarize(grid, mean[: len(grid)], std[: len(grid)], x, y, mean[len(grid):])
+
+
+def main(argv):
+    del argv
+    for name in ("chains", "burnin", "draws", "max_tree_depth", "prior_draws"):
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be a positive integer, got {FLAGS[name].value}.")
+    if FLAGS.chains < 2:
+        raise app.UsageError(f"--chains must be at least 2 for R-hat, got {FLAGS.chains}.")
+    if not (np.isfinite(FLAGS.noise_std) and FLAGS.noise_std > 0):
+        raise app.UsageError(f"--noise_std must be finite and > 0, got {FLAGS.noise_std}.")
+
+    prior = (shared_flags.prior() or bbh_tf.ScaleMixturePrior()).distribution()
+    x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed, noise_std=FLAGS.noise_std)
+    grid = np.linspace(*toy.GRID).astype(np.float32)
+    x_eval = tf.constant(np.concatenate([grid, x[:, 0]]))
+    log_posterior = log_posterior_fn(
+        prior, tf.constant(x[:, 0]), tf.constant(y[:, 0]), FLAGS.noise_std
+    )
+
+    prior_states = prior.sample([FLAGS.prior_draws, NUM_VALUES], seed=FLAGS.seed)
+    prior_outputs = np.concatenate([  # in slices: all at once is gigabytes
+        network(prior_states[i:i + 1000], x_eval).numpy()
+        for i in range(0, FLAGS.prior_draws, 1000)
+    ])
+    prior_summary = band_summary(grid, x, y, prior_outputs)
+
+    # Chains start at independent small random networks, not at one point:
+    # R-hat compares them.
+    initial_state = tf.random.stateless_normal(
+        [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=0.1
+    )
+    start = time.perf_counter()
+    states, (leapfrogs, divergences, step_sizes) = sample(
+        log_posterior, initial_state, tf.constant([FLAGS.seed, 2], tf.int32)
+    )
+    seconds = time.perf_counter() - start
+
+    outputs = network(states, x_eval)  # (draws, chains, grid + data)
+    rhat = tfp.mcmc.potential_scale_reduction(outputs[:, :, : len(grid)]).numpy()
+    ess = tfp.mcmc.effective_sample_size(
+        outputs[:, :, : len(grid)], cross_chain_dims=1
+    ).numpy()
+    outputs = outputs.numpy().reshape(-1, outputs.shape[-1])
+    summary = band_summary(grid, x, y, outputs)
+    diagnostics = {
+        "max_rhat_f": float(np.max(rhat)),
+        "min_ess_f": float(np.min(ess)),
+        # Traced over the kept draws only (sample_chain drops the burn-in).
+        "divergent_fraction": float(np.mean(divergences.numpy())),
+        "mean_leapfrogs": float(np.mean(leapfrogs.numpy())),
+        "step_size": float(step_sizes.numpy()[-1]),
+        "seconds": round(seconds, 1),
+    }
+    converged = diagnostics["max_rhat_f"] <= 1.1
+
+    print(f"{'':<8} {'std |x|<=4':>11} {'std 4<|x|<=6':>13} {'train RMSE':>11}")
+    for name, row in (("hmc", summary), ("prior", prior_summary)):
+        print(f"{name:<8} {row['std_inside']:>11.3f} {row['std_outside']:>13.3f} "
+              f"{row['train_rmse']:>11.3f}")
+    print("diagnostics:", json.dumps(diagnostics), "converged:", converged)
+
+    mean, std = outputs.mean(0), outputs.std(0)
+    toy.plot(FLAGS.output, grid, x, y, {
+        "HMC, both layers": (mean[: len(grid)], std[: len(grid)])
+    })
+    json_path = os.path.splitext(FLAGS.output)[0] + ".json"
+    with open(json_path, "w") as f:
+        json.dump(
+            {
+                "flags": {
+                    name: FLAGS[name].value
+                    for name in ("seed", "noise_std", "chains", "burnin", "draws",
+                                 "max_tree_depth", "prior_draws")
+                } | {"prior": shared_flags.prior_values()},
+                "hmc": summary,
+                "prior": prior_summary,
+                "diagnostics": diagnostics,
+                "converged": converged,
+                "environment": shared_flags.environment(),
+            },
+            f,
+            indent=2,
+        )
+    print(f"Wrote {FLAGS.output} and {json_path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
