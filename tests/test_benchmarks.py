@@ -178,3 +178,43 @@ def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
         )
         assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
         assert "--shape must be positive integers" in rejected.stderr
+
+
+def test_toy_hmc_reference_samples_the_example_network(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    script = os.path.join(REPO, "benchmarks", "toy_hmc_reference.py")
+    output = tmp_path / "hmc.png"
+    result = subprocess.run(
+        [sys.executable, script, "--chains=2", "--burnin=10", "--draws=10",
+         "--max_tree_depth=3", "--prior_draws=300", f"--output={output}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    saved = json.loads((tmp_path / "hmc.json").read_text())
+    assert output.exists()
+    assert saved["flags"]["chains"] == 2 and saved["flags"]["prior"] == []
+    assert set(saved["hmc"]) >= {"std_inside", "std_outside", "train_rmse"}
+    assert saved["converged"] == (saved["diagnostics"]["max_rhat_f"] <= 1.1)
+    # ReLU features grow with |x|: the prior's bands widen outside the data.
+    assert saved["prior"]["std_outside"] > 1.5 * saved["prior"]["std_inside"] > 0
+    # The flat state's layout: a 1-100-1 ReLU network, as Keras computes it.
+    check = (
+        "import sys, numpy as np, keras\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
+        "import toy_hmc_reference as hmc\n"
+        "state = np.random.default_rng(0).normal(size=(3, hmc.NUM_VALUES)).astype('float32')\n"
+        "x = np.linspace(-5, 5, 7).astype('float32')\n"
+        "got = hmc.network(state, x).numpy()\n"
+        "for s, row in zip(state, got):\n"
+        "    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(100, activation='relu'), keras.layers.Dense(1)])\n"
+        "    net.set_weights([s[None, :100], s[100:200], s[200:300, None], s[300:]])\n"
+        "    np.testing.assert_allclose(row, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
+        "print('layout ok')\n"
+    )
+    checked = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert "layout ok" in checked.stdout, checked.stderr[-4000:]
+    rejected = subprocess.run([sys.executable, script, "--chains=1"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
+    assert "--chains must be at least 2" in rejected.stderr
