@@ -16,12 +16,16 @@ predictive mean), the prior's bands (``--prior_draws`` networks drawn from
 the prior, no data), and convergence diagnostics: the largest R-hat of
 ``f(x)`` over the grid (between the chains; near 1 when they agree) and
 the smallest effective sample size. It writes a PNG with the example's
-panel layout and a JSON beside it.
+panel layout and a JSON beside it; ``--with_methods`` trains the example's
+methods too (as the example does, every flag of which applies) and adds
+their panels and numbers, so that one run on one machine compares them.
 
 Usage (a few minutes per seed on two CPU cores; docs/runs/toy_hmc/)::
 
     python benchmarks/toy_hmc_reference.py --seed=0 \\
         --output=docs/runs/toy_hmc/hmc_seed0.png
+    python benchmarks/toy_hmc_reference.py --seed=0 --with_methods=bbh,ml,mc_dropout,bbb \
+        --output=docs/runs/toy_hmc/with_methods_seed0.png
 """
 
 import json
@@ -33,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
 from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
@@ -49,6 +54,11 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("draws", 1000, "Kept steps per chain.")
 flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth leapfrog steps per step.")
 flags.DEFINE_integer("prior_draws", 10000, "Networks drawn from the prior for its bands.")
+flags.DEFINE_list(
+    "with_methods", [],
+    "Also train these methods of the example (its names: bbh, ml, mc_dropout, "
+    "bbb), with its flags and seeding, and draw them beside HMC.",
+)
 
 HIDDEN = toy.HIDDEN_UNITS
 # Layout of one flat state vector: first kernel, first bias, output kernel,
@@ -123,6 +133,12 @@ def main(argv):
         raise app.UsageError(f"--chains must be at least 2 for R-hat, got {FLAGS.chains}.")
     if not (np.isfinite(FLAGS.noise_std) and FLAGS.noise_std > 0):
         raise app.UsageError(f"--noise_std must be finite and > 0, got {FLAGS.noise_std}.")
+    unknown = sorted(set(FLAGS.with_methods) - set(toy.METHODS))
+    if unknown:
+        raise app.UsageError(
+            f"--with_methods must name methods of {sorted(toy.METHODS)}, got {unknown}."
+        )
+    toy.check_flags()
 
     prior = (shared_flags.prior() or bbh_tf.ScaleMixturePrior()).distribution()
     x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed, noise_std=FLAGS.noise_std)
@@ -175,20 +191,31 @@ def main(argv):
     print("diagnostics:", json.dumps(diagnostics), "converged:", converged)
 
     mean, std = outputs.mean(0), outputs.std(0)
-    toy.plot(FLAGS.output, grid, x, y, {
-        "HMC, both layers": (mean[: len(grid)], std[: len(grid)])
-    })
+    bands = {"HMC, both layers": (mean[: len(grid)], std[: len(grid)])}
+    methods = {}
+    for name in FLAGS.with_methods:
+        print(f"== {name}")
+        keras.utils.set_random_seed(FLAGS.seed)  # as the example seeds each method
+        method_mean, method_std = toy.METHODS[name](x, y, x_eval.numpy()[:, None])
+        bands[name] = (method_mean[: len(grid)], method_std[: len(grid)])
+        methods[name] = toy.summarize(
+            grid, *bands[name], x, y, method_mean[len(grid):]
+        )
+        print(name, json.dumps(methods[name]))
+    toy.plot(FLAGS.output, grid, x, y, bands)
     json_path = os.path.splitext(FLAGS.output)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(
             {
-                "flags": {
+                # The example's flags apply to --with_methods' training.
+                "flags": toy.flag_values() | {
                     name: FLAGS[name].value
-                    for name in ("seed", "noise_std", "chains", "burnin", "draws",
-                                 "max_tree_depth", "prior_draws")
-                } | {"prior": shared_flags.prior_values()},
+                    for name in ("chains", "burnin", "draws", "max_tree_depth",
+                                 "prior_draws", "with_methods")
+                },
                 "hmc": summary,
                 "prior": prior_summary,
+                "methods": methods,
                 "diagnostics": diagnostics,
                 "converged": converged,
                 "environment": shared_flags.environment(),

@@ -319,6 +319,19 @@ def plot(path, grid, x, y, results):
     plt.close(fig)
 
 
+def flag_values():
+    """The flags that shape a run, for a results JSON."""
+    return {
+        name: FLAGS[name].value
+        for name in (
+            "seed", "steps", "num_samples", "noise_std", "learning_rate",
+            "conditional", "num_weight_samples", "kl_weight",
+            "discriminator_steps", "discriminator_learning_rate",
+            "bbh_layers", "bbb_layers",
+        )
+    } | shared_flags.values()
+
+
 def check_flags():
     """Usage errors naming the flag, before any training."""
     shared_flags.check({
@@ -373,16 +386,7 @@ def main(argv):
     with open(json_path, "w") as f:
         json.dump(
             {
-                "flags": {
-                    name: FLAGS[name].value
-                    for name in (
-                        "seed", "steps", "num_samples", "noise_std",
-                        "learning_rate", "conditional",
-                        "num_weight_samples", "kl_weight",
-                        "discriminator_steps", "discriminator_learning_rate",
-                        "bbh_layers", "bbb_layers",
-                    )
-                } | shared_flags.values(),
+                "flags": flag_values(),
                 "methods": summary,
                 "environment": shared_flags.environment(),
             },

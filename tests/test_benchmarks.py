@@ -186,13 +186,16 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     output = tmp_path / "hmc.png"
     result = subprocess.run(
         [sys.executable, script, "--chains=2", "--burnin=10", "--draws=10",
-         "--max_tree_depth=3", "--prior_draws=300", f"--output={output}"],
+         "--max_tree_depth=3", "--prior_draws=300", "--with_methods=ml",
+         "--steps=20", f"--output={output}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads((tmp_path / "hmc.json").read_text())
     assert output.exists()
     assert saved["flags"]["chains"] == 2 and saved["flags"]["prior"] == []
+    assert saved["flags"]["steps"] == 20  # the example's flags train --with_methods
+    assert saved["methods"]["ml"]["std_outside"] == 0.0
     assert set(saved["hmc"]) >= {"std_inside", "std_outside", "train_rmse"}
     assert saved["converged"] == (saved["diagnostics"]["max_rhat_f"] <= 1.1)
     # ReLU features grow with |x|: the prior's bands widen outside the data.
@@ -214,7 +217,8 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     checked = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
     assert "layout ok" in checked.stdout, checked.stderr[-4000:]
-    rejected = subprocess.run([sys.executable, script, "--chains=1"], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=600)
+    rejected = subprocess.run([sys.executable, script, "--with_methods=ml,hmm"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
-    assert "--chains must be at least 2" in rejected.stderr
+    assert "--with_methods must name methods of" in rejected.stderr
