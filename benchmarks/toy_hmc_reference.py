@@ -54,6 +54,11 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("draws", 1000, "Kept steps per chain.")
 flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth leapfrog steps per step.")
 flags.DEFINE_integer("prior_draws", 10000, "Networks drawn from the prior for its bands.")
+flags.DEFINE_float(
+    "init_stddev", 0.1,
+    "Chains start at independent N(0, init_stddev^2) networks; a larger value "
+    "starts them further apart (a check that they still agree).",
+)
 flags.DEFINE_list(
     "with_methods", [],
     "Also train these methods of the example (its names: bbh, ml, mc_dropout, "
@@ -126,19 +131,19 @@ def band_summary(grid, x, y, outputs):
 
 def main(argv):
     del argv
-    for name in ("chains", "burnin", "draws", "max_tree_depth", "prior_draws"):
-        if FLAGS[name].value < 1:
-            raise app.UsageError(f"--{name} must be a positive integer, got {FLAGS[name].value}.")
+    toy.check_flags()  # the example's flags, --noise_std and --prior among them
+    shared_flags.check({
+        name: FLAGS[name].value
+        for name in ("chains", "burnin", "draws", "max_tree_depth", "prior_draws",
+                     "init_stddev")
+    })
     if FLAGS.chains < 2:
         raise app.UsageError(f"--chains must be at least 2 for R-hat, got {FLAGS.chains}.")
-    if not (np.isfinite(FLAGS.noise_std) and FLAGS.noise_std > 0):
-        raise app.UsageError(f"--noise_std must be finite and > 0, got {FLAGS.noise_std}.")
     unknown = sorted(set(FLAGS.with_methods) - set(toy.METHODS))
     if unknown:
         raise app.UsageError(
             f"--with_methods must name methods of {sorted(toy.METHODS)}, got {unknown}."
         )
-    toy.check_flags()
 
     prior = (shared_flags.prior() or bbh_tf.ScaleMixturePrior()).distribution()
     x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed, noise_std=FLAGS.noise_std)
@@ -158,7 +163,7 @@ def main(argv):
     # Chains start at independent small random networks, not at one point:
     # R-hat compares them.
     initial_state = tf.random.stateless_normal(
-        [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=0.1
+        [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=FLAGS.init_stddev
     )
     start = time.perf_counter()
     states, (leapfrogs, divergences, step_sizes) = sample(
@@ -211,7 +216,7 @@ def main(argv):
                 "flags": toy.flag_values() | {
                     name: FLAGS[name].value
                     for name in ("chains", "burnin", "draws", "max_tree_depth",
-                                 "prior_draws", "with_methods")
+                                 "prior_draws", "init_stddev", "with_methods")
                 },
                 "hmc": summary,
                 "prior": prior_summary,
