@@ -208,27 +208,19 @@ def main(argv):
         )
         print(name, json.dumps(methods[name]))
     toy.plot(FLAGS.output, grid, x, y, bands)
-    json_path = os.path.splitext(FLAGS.output)[0] + ".json"
-    with open(json_path, "w") as f:
-        json.dump(
-            {
-                # The example's flags apply to --with_methods' training.
-                "flags": toy.flag_values() | {
-                    name: FLAGS[name].value
-                    for name in ("chains", "burnin", "draws", "max_tree_depth",
-                                 "prior_draws", "init_stddev", "with_methods")
-                },
-                "hmc": summary,
-                "prior": prior_summary,
-                "methods": methods,
-                "diagnostics": diagnostics,
-                "converged": converged,
-                "environment": shared_flags.environment(),
-            },
-            f,
-            indent=2,
-        )
-    print(f"Wrote {FLAGS.output} and {json_path}")
+    toy.write_json({
+        # The example's flags apply to --with_methods' training.
+        "flags": toy.flag_values() | {
+            name: FLAGS[name].value
+            for name in ("chains", "burnin", "draws", "max_tree_depth",
+                         "prior_draws", "init_stddev", "with_methods")
+        },
+        "hmc": summary,
+        "prior": prior_summary,
+        "methods": methods,
+        "diagnostics": diagnostics,
+        "converged": converged,
+    })
 
 
 if __name__ == "__main__":

@@ -382,17 +382,14 @@ def main(argv):
               f"{row['train_rmse']:>11.3f} {row['seconds']:>8.1f}")
 
     plot(FLAGS.output, grid, x, y, results)
+    write_json({"flags": flag_values(), "methods": summary})
+
+
+def write_json(document):
+    """``document`` and the environment, as JSON beside ``--output``'s PNG."""
     json_path = os.path.splitext(FLAGS.output)[0] + ".json"
     with open(json_path, "w") as f:
-        json.dump(
-            {
-                "flags": flag_values(),
-                "methods": summary,
-                "environment": shared_flags.environment(),
-            },
-            f,
-            indent=2,
-        )
+        json.dump(document | {"environment": shared_flags.environment()}, f, indent=2)
     print(f"\nWrote {FLAGS.output} and {json_path}")
 
 
