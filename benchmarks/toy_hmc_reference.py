@@ -14,8 +14,10 @@ It reports what the example reports (mean std of ``f(x)`` inside
 ``|x| <= 4`` and outside ``4 < |x| <= 6`` the data, train RMSE of the
 predictive mean), the prior's bands (``--prior_draws`` networks drawn from
 the prior, no data), and convergence diagnostics: the largest R-hat of
-``f(x)`` over the grid (between the chains; near 1 when they agree) and
-the smallest effective sample size. It writes a PNG with the example's
+``f(x)`` over the grid (between the chains; near 1 when they agree), the
+same with split chains, and the smallest effective sample size. ``converged``
+in the JSON is the plan's rule, R-hat at most 1.1
+(docs/runs/toy_hmc/PLAN.txt); today's usual threshold is 1.01. It writes a PNG with the example's
 panel layout and a JSON beside it; ``--with_methods`` trains the example's
 methods too (as the example does, every flag of which applies) and adds
 their panels and numbers, so that one run on one machine compares them.
@@ -52,12 +54,17 @@ flags.DEFINE_integer(
     "burnin", 1000, "Steps per chain before the kept draws; the step size adapts here."
 )
 flags.DEFINE_integer("draws", 1000, "Kept steps per chain.")
-flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth leapfrog steps per step.")
+flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth - 1 leapfrog steps per step.")
 flags.DEFINE_integer("prior_draws", 10000, "Networks drawn from the prior for its bands.")
 flags.DEFINE_float(
     "init_stddev", 0.1,
     "Chains start at independent N(0, init_stddev^2) networks; a larger value "
     "starts them further apart (a check that they still agree).",
+)
+flags.DEFINE_bool(
+    "init_from_prior", False,
+    "Chains start at networks drawn from the prior instead (each value in "
+    "the prior's narrow or wide component), a check that they still agree.",
 )
 flags.DEFINE_list(
     "with_methods", [],
@@ -160,11 +167,14 @@ def main(argv):
     ])
     prior_summary = band_summary(grid, x, y, prior_outputs)
 
-    # Chains start at independent small random networks, not at one point:
-    # R-hat compares them.
-    initial_state = tf.random.stateless_normal(
-        [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=FLAGS.init_stddev
-    )
+    # Chains start at independent random networks, not at one point: R-hat
+    # compares them.
+    if FLAGS.init_from_prior:
+        initial_state = prior.sample([FLAGS.chains, NUM_VALUES], seed=FLAGS.seed + 1)
+    else:
+        initial_state = tf.random.stateless_normal(
+            [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=FLAGS.init_stddev
+        )
     start = time.perf_counter()
     states, (leapfrogs, divergences, step_sizes) = sample(
         log_posterior, initial_state, tf.constant([FLAGS.seed, 2], tf.int32)
@@ -173,6 +183,10 @@ def main(argv):
 
     outputs = network(states, x_eval)  # (draws, chains, grid + data)
     rhat = tfp.mcmc.potential_scale_reduction(outputs[:, :, : len(grid)]).numpy()
+    # Split R-hat also compares each chain's halves (catches a drifting chain).
+    split_rhat = tfp.mcmc.potential_scale_reduction(
+        outputs[:, :, : len(grid)], split_chains=True
+    ).numpy()
     ess = tfp.mcmc.effective_sample_size(
         outputs[:, :, : len(grid)], cross_chain_dims=1
     ).numpy()
@@ -180,6 +194,7 @@ def main(argv):
     summary = band_summary(grid, x, y, outputs)
     diagnostics = {
         "max_rhat_f": float(np.max(rhat)),
+        "max_split_rhat_f": float(np.max(split_rhat)),
         "min_ess_f": float(np.min(ess)),
         # Traced over the kept draws only (sample_chain drops the burn-in).
         "divergent_fraction": float(np.mean(divergences.numpy())),
@@ -213,7 +228,8 @@ def main(argv):
         "flags": toy.flag_values() | {
             name: FLAGS[name].value
             for name in ("chains", "burnin", "draws", "max_tree_depth",
-                         "prior_draws", "init_stddev", "with_methods")
+                         "prior_draws", "init_stddev", "init_from_prior",
+                         "with_methods")
         },
         "hmc": summary,
         "prior": prior_summary,
