@@ -198,6 +198,7 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     assert saved["methods"]["ml"]["std_outside"] == 0.0
     assert set(saved["hmc"]) >= {"std_inside", "std_outside", "train_rmse"}
     assert saved["converged"] == (saved["diagnostics"]["max_rhat_f"] <= 1.1)
+    assert saved["diagnostics"]["max_split_rhat_f"] > 0
     # ReLU features grow with |x|: the prior's bands widen outside the data.
     assert saved["prior"]["std_outside"] > 1.5 * saved["prior"]["std_inside"] > 0
     # The flat state's layout: a 1-100-1 ReLU network, as Keras computes it.
