@@ -75,7 +75,7 @@ flags.DEFINE_list(
 HIDDEN = toy.HIDDEN_UNITS
 # Layout of one flat state vector: first kernel, first bias, output kernel,
 # output bias.
-NUM_VALUES = HIDDEN + HIDDEN + HIDDEN + 1
+NUM_VALUES = 3 * HIDDEN + 1
 
 
 def network(state, x):
@@ -130,12 +130,6 @@ def sample(log_posterior, initial_state, seed):
     return run(initial_state, seed)
 
 
-def band_summary(grid, x, y, outputs):
-    """The example's numbers from network outputs ``(draws, grid + data)``."""
-    mean, std = outputs.mean(0), outputs.std(0)
-    return toy.summarize(grid, mean[: len(grid)], std[: len(grid)], x, y, mean[len(grid):])
-
-
 def main(argv):
     del argv
     toy.check_flags()  # the example's flags, --noise_std and --prior among them
@@ -165,7 +159,7 @@ def main(argv):
         network(prior_states[i:i + 1000], x_eval).numpy()
         for i in range(0, FLAGS.prior_draws, 1000)
     ])
-    prior_summary = band_summary(grid, x, y, prior_outputs)
+    prior_summary = toy.summarize(grid, y, prior_outputs.mean(0), prior_outputs.std(0))
 
     # Chains start at independent random networks, not at one point: R-hat
     # compares them.
@@ -191,7 +185,8 @@ def main(argv):
         outputs[:, :, : len(grid)], cross_chain_dims=1
     ).numpy()
     outputs = outputs.numpy().reshape(-1, outputs.shape[-1])
-    summary = band_summary(grid, x, y, outputs)
+    mean, std = outputs.mean(0), outputs.std(0)
+    summary = toy.summarize(grid, y, mean, std)
     diagnostics = {
         "max_rhat_f": float(np.max(rhat)),
         "max_split_rhat_f": float(np.max(split_rhat)),
@@ -210,7 +205,6 @@ def main(argv):
               f"{row['train_rmse']:>11.3f}")
     print("diagnostics:", json.dumps(diagnostics), "converged:", converged)
 
-    mean, std = outputs.mean(0), outputs.std(0)
     bands = {"HMC, both layers": (mean[: len(grid)], std[: len(grid)])}
     methods = {}
     for name in FLAGS.with_methods:
@@ -218,9 +212,7 @@ def main(argv):
         keras.utils.set_random_seed(FLAGS.seed)  # as the example seeds each method
         method_mean, method_std = toy.METHODS[name](x, y, x_eval.numpy()[:, None])
         bands[name] = (method_mean[: len(grid)], method_std[: len(grid)])
-        methods[name] = toy.summarize(
-            grid, *bands[name], x, y, method_mean[len(grid):]
-        )
+        methods[name] = toy.summarize(grid, y, method_mean, method_std)
         print(name, json.dumps(methods[name]))
     toy.plot(FLAGS.output, grid, x, y, bands)
     toy.write_json({

@@ -100,7 +100,7 @@ def analyse(model, x, y, grid, rng):
 
     shuffled = np.stack([rng.permutation(column) for column in values.T], axis=1)
     correlations = np.corrcoef(values.T)[np.triu_indices(values.shape[1], 1)]
-    row = toy.summarize(grid, mean[: len(grid)], std[: len(grid)], x, y, mean[len(grid):])
+    row = toy.summarize(grid, y, mean, std)
     return row | {
         "std_outside_draws": std_outside_of(values),
         "marginal_std": float(np.median(values.std(axis=0))),

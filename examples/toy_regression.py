@@ -277,12 +277,15 @@ METHODS = {
 }
 
 
-def summarize(grid, mean, std, x, y, train_mean):
-    """The printed numbers of one method."""
+def summarize(grid, y, mean, std):
+    """The printed numbers of one method, from its predictive ``mean`` and
+    ``std`` at ``grid`` followed by the training inputs (the example's
+    ``x_eval``)."""
     inside = np.abs(grid) <= DATA_RANGE
+    grid_std, train_mean = std[: len(grid)], mean[len(grid):]
     return {
-        "std_inside": float(np.mean(std[inside])),
-        "std_outside": float(np.mean(std[~inside])),
+        "std_inside": float(np.mean(grid_std[inside])),
+        "std_outside": float(np.mean(grid_std[~inside])),
         "train_rmse": float(np.sqrt(np.mean((train_mean - y[:, 0]) ** 2))),
     }
 
@@ -370,9 +373,7 @@ def main(argv):
         mean, std = METHODS[name](x, y, x_eval)
         seconds = time.perf_counter() - start
         results[name] = (mean[: len(grid)], std[: len(grid)])
-        summary[name] = summarize(
-            grid, mean[: len(grid)], std[: len(grid)], x, y, mean[len(grid):]
-        )
+        summary[name] = summarize(grid, y, mean, std)
         summary[name]["seconds"] = round(seconds, 1)
 
     print(f"\n{'method':<10} {'std |x|<=4':>11} {'std 4<|x|<=6':>13} "
