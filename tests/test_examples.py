@@ -381,6 +381,7 @@ BAD_FLAGS = {
         "--prior=1.5,0.01,5": "--prior must be pi,sigma1,sigma2",
         "--noise_std=0": "--noise_std must be a finite number > 0",
         "--kl_weight=-1": "--kl_weight must be finite and >= 0",
+        "--seed=-1": "flag --seed=-1: -1 is not a non-negative integer",
     },
     "mnist_mlp.py": {
         "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
