@@ -96,7 +96,10 @@ flags.DEFINE_string("data_dir", None, "MNIST IDX folder; default $BBH_MNIST_DIR.
 flags.DEFINE_integer("predict_width", 800, "Width at which prediction is timed.")
 flags.DEFINE_list("predict_draws", ["1", "10", "100"], "Draws for predict_distribution.")
 flags.DEFINE_integer("predict_repeats", 2, "Timed prediction calls per draw count.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and noise.")
+flags.DEFINE_integer(
+    "seed", 0, "Seed of initialisation, shuffling and noise.",
+    lower_bound=0, upper_bound=2**32 - 1,
+)
 flags.DEFINE_string("output", "", "JSON file for the results (appended as runs finish).")
 flags.DEFINE_string("figure", "", "PNG of epoch seconds and ratios against width.")
 flags.DEFINE_string(

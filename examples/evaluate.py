@@ -64,7 +64,10 @@ flags.DEFINE_integer("shift_images", 1000, "Test images rotated per angle.")
 flags.DEFINE_integer("ood_images", 1000, "Uniform-noise images.")
 flags.DEFINE_integer("adversarial_images", 1000, "Test images attacked by FGSM.")
 flags.DEFINE_integer("gradient_samples", 10, "Draws averaged for the FGSM gradient.")
-flags.DEFINE_integer("seed", 0, "Seed of the draws and the noise images.")
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the draws and the noise images.",
+    lower_bound=0, upper_bound=2**32 - 1,
+)
 
 
 def load_models(model_dir):

@@ -80,7 +80,10 @@ flags.DEFINE_string(
     "Folder with the four MNIST IDX .gz files; default $BBH_MNIST_DIR, "
     "else tensorflow-datasets.",
 )
-flags.DEFINE_integer("seed", 0, "Seed of the initialisation, shuffling and noise.")
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the initialisation, shuffling and noise.",
+    lower_bound=0, upper_bound=2**32 - 1,
+)
 flags.DEFINE_string("output_dir", "runs/mnist_mlp", "Where models and JSON go.")
 flags.DEFINE_string("logdir", "", "TensorBoard folder (one run per method); empty: off.")
 flags.DEFINE_integer(

@@ -70,7 +70,8 @@ flags.DEFINE_string(
     "method", "all", "Which method to run: one of the METHODS names, or 'all'."
 )
 flags.DEFINE_integer(
-    "seed", 0, "Seed of the data set and of the training.", lower_bound=0
+    "seed", 0, "Seed of the data set and of the training.",
+    lower_bound=0, upper_bound=2**32 - 1,
 )
 flags.DEFINE_integer("steps", 4000, "Full-batch training steps per method.")
 flags.DEFINE_string("output", "docs/toy_regression.png", "Where to write the plot.")

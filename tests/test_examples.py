@@ -381,7 +381,7 @@ BAD_FLAGS = {
         "--prior=1.5,0.01,5": "--prior must be pi,sigma1,sigma2",
         "--noise_std=0": "--noise_std must be a finite number > 0",
         "--kl_weight=-1": "--kl_weight must be finite and >= 0",
-        "--seed=-1": "flag --seed=-1: -1 is not a non-negative integer",
+        "--seed=-1": "flag --seed=-1: -1 is not an integer in the range [0, 4294967295]",
     },
     "mnist_mlp.py": {
         "--prior=0.7,0.01": "--prior must be pi,sigma1,sigma2",
@@ -391,6 +391,7 @@ BAD_FLAGS = {
         "--num_weight_samples=0": "--num_weight_samples must be >= 1",
         "--dropout_rate=1": "--dropout_rate must be in [0, 1)",
         "--hypernet_output_dim=0": "--hypernet_output_dim must be a finite number > 0",
+        "--seed=4294967296": "flag --seed=4294967296: 4294967296 is not an integer in the range",
     },
 }
 
