@@ -64,6 +64,10 @@ flags.DEFINE_integer("num_weight_samples", 5, "Weight draws per training step.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 # Toy problem.
 flags.DEFINE_list("toy_seeds", ["0", "1"], "Seeds (data and training) of the toy runs.")
+flags.register_validator(
+    "toy_seeds", lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
+    message="--toy_seeds must be integers in [0, 2**32 - 1].",
+)
 flags.DEFINE_integer("toy_steps", 4000, "Full-batch training steps per toy run.")
 flags.DEFINE_float("toy_learning_rate", 1e-2, "Adam rate of the toy network.")
 flags.DEFINE_integer("toy_num_samples", 200, "Draws for the toy predictive std.")

@@ -63,6 +63,10 @@ VARIANTS = {"shared": (False, 256), "per_value": (True, 1)}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (data and training).")
+flags.register_validator(
+    "seeds", lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
+    message="--seeds must be integers in [0, 2**32 - 1].",
+)
 flags.DEFINE_list("variants", list(VARIANTS), f"Any of {sorted(VARIANTS)}.")
 flags.DEFINE_integer("draws", 2000, "Draws of the generated values to analyse.")
 flags.DEFINE_string(
@@ -116,10 +120,7 @@ def main(argv):
     unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
     if unknown:
         raise app.UsageError(f"--variants must be among {sorted(VARIANTS)}, got {unknown}.")
-    try:
-        seeds = [int(seed) for seed in FLAGS.seeds]
-    except ValueError:
-        raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}.") from None
+    seeds = [int(seed) for seed in FLAGS.seeds]
     if FLAGS.draws < 2:
         raise app.UsageError(f"--draws must be >= 2, got {FLAGS.draws}.")
     toy.check_flags()

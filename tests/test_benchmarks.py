@@ -93,6 +93,15 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
     assert rows["per_value"]["mean_abs_correlation"] < 0.2
     assert rows["shared"]["mean_abs_correlation"] > 0.3
     assert "| per_value | 0 |" in result.stdout
+    rejected = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+         "--seeds=0,-1", f"--results={tmp_path / 'rejected.json'}"],
+        cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
+    assert "--seeds must be integers in [0, 2**32 - 1]" in rejected.stderr
+    assert not (tmp_path / "rejected.json").exists()
 
 
 @needs_mnist
