@@ -22,12 +22,23 @@ panel layout and a JSON beside it; ``--with_methods`` trains the example's
 methods too (as the example does, every flag of which applies) and adds
 their panels and numbers, so that one run on one machine compares them.
 
+``--output_layer_from=bbh`` (or ``bbb`` with ``--bbb_layers=first``) is the
+reference for the example's own placement, a posterior on the first layer
+with a point-estimate output layer: it trains that method as the example
+does, fixes the output layer at what the method learned, and samples the
+first layer's 200 values. For that output layer this conditional posterior
+is the best variational posterior there is (the ELBO's optimum over q with
+the output layer held fixed), so the method's bands are set beside it; a
+perfect method would also move its output layer, which this does not show.
+
 Usage (a few minutes per seed on two CPU cores; docs/runs/toy_hmc/)::
 
     python benchmarks/toy_hmc_reference.py --seed=0 \\
         --output=docs/runs/toy_hmc/hmc_seed0.png
     python benchmarks/toy_hmc_reference.py --seed=0 --with_methods=bbh,ml,mc_dropout,bbb \
         --output=docs/runs/toy_hmc/with_methods_seed0.png
+    python benchmarks/toy_hmc_reference.py --seed=0 --output_layer_from=bbh \
+        --output=docs/runs/toy_hmc/first_layer/bbh_seed0.png
 """
 
 import json
@@ -45,6 +56,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
 import bbh_tf  # noqa: E402
+from method_names import TITLES  # noqa: E402
 import shared_flags  # noqa: E402
 import toy_regression as toy  # noqa: E402  (defines --seed, --noise_std, --prior, --output)
 
@@ -66,6 +78,14 @@ flags.DEFINE_bool(
     "Chains start at networks drawn from the prior instead (each value in "
     "the prior's narrow or wide component), a check that they still agree.",
 )
+flags.DEFINE_enum(
+    "output_layer_from", "", ["", "bbh", "bbb"],
+    "Sample the first layer only (200 values), the output layer fixed at the "
+    "point estimate this method of the example learns (its posterior on the "
+    "first layer only: --bbh_layers=first, --bbb_layers=first): the exact "
+    "posterior given that output layer, drawn beside the method's bands. "
+    "Empty: every value random.",
+)
 flags.DEFINE_list(
     "with_methods", [],
     "Also train these methods of the example (its names: bbh, ml, mc_dropout, "
@@ -74,21 +94,29 @@ flags.DEFINE_list(
 
 HIDDEN = toy.HIDDEN_UNITS
 # Layout of one flat state vector: first kernel, first bias, output kernel,
-# output bias.
+# output bias; with a fixed output layer, the first two only.
 NUM_VALUES = 3 * HIDDEN + 1
+NUM_FIRST_LAYER_VALUES = 2 * HIDDEN
+# --output_layer_from: method -> (its trainer in the example, the flag that
+# must keep its output layer a point estimate).
+TRAINERS = {"bbh": (toy.train_bbh, "bbh_layers"), "bbb": (toy.train_bbb, "bbb_layers")}
 
 
-def network(state, x):
+def network(state, x, output_layer=None):
     """``f(x)`` for a batch of flat states ``(..., NUM_VALUES)`` at inputs
-    ``x`` ``(n,)``: shape ``(..., n)``."""
-    kernel, bias, output_kernel = (
-        state[..., i * HIDDEN:(i + 1) * HIDDEN] for i in range(3)
-    )
+    ``x`` ``(n,)``: shape ``(..., n)``. With ``output_layer`` (kernel
+    ``(HIDDEN,)``, bias ``()``) fixed, the states hold the first layer only
+    ``(..., NUM_FIRST_LAYER_VALUES)``."""
+    kernel, bias = state[..., :HIDDEN], state[..., HIDDEN:2 * HIDDEN]
+    if output_layer is None:
+        output_kernel, output_bias = state[..., 2 * HIDDEN:3 * HIDDEN], state[..., -1:]
+    else:
+        output_kernel, output_bias = output_layer
     hidden = tf.nn.relu(kernel[..., None, :] * x[:, None] + bias[..., None, :])
-    return tf.reduce_sum(hidden * output_kernel[..., None, :], -1) + state[..., -1:]
+    return tf.reduce_sum(hidden * output_kernel[..., None, :], -1) + output_bias
 
 
-def log_posterior_fn(prior, x, y, noise_std):
+def log_posterior_fn(prior, x, y, noise_std, output_layer=None):
     """Unnormalised log posterior of flat states: the prior's log-density
     of every value plus the Gaussian log-likelihood of the data."""
     likelihood_scale = tf.constant(noise_std, tf.float32)
@@ -96,7 +124,10 @@ def log_posterior_fn(prior, x, y, noise_std):
     def log_posterior(state):
         log_prior = tf.reduce_sum(prior.log_prob(state), -1)
         log_likelihood = tf.reduce_sum(
-            tfp.distributions.Normal(network(state, x), likelihood_scale).log_prob(y), -1
+            tfp.distributions.Normal(
+                network(state, x, output_layer), likelihood_scale
+            ).log_prob(y),
+            -1,
         )
         return log_prior + log_likelihood
 
@@ -145,18 +176,41 @@ def main(argv):
         raise app.UsageError(
             f"--with_methods must name methods of {sorted(toy.METHODS)}, got {unknown}."
         )
+    if FLAGS.output_layer_from:
+        layers_flag = TRAINERS[FLAGS.output_layer_from][1]
+        if FLAGS[layers_flag].value != "first":
+            raise app.UsageError(
+                f"--output_layer_from={FLAGS.output_layer_from} needs "
+                f"--{layers_flag}=first (a point-estimate output layer), got "
+                f"{FLAGS[layers_flag].value!r}."
+            )
 
     prior = (shared_flags.prior() or bbh_tf.ScaleMixturePrior()).distribution()
     x, y = bbh_tf.data.toy_regression(n=20, seed=FLAGS.seed, noise_std=FLAGS.noise_std)
     grid = np.linspace(*toy.GRID).astype(np.float32)
     x_eval = tf.constant(np.concatenate([grid, x[:, 0]]))
+
+    methods, method_bands, output_layer = {}, {}, None
+    num_values = NUM_VALUES
+    if FLAGS.output_layer_from:
+        name = FLAGS.output_layer_from
+        print(f"== {name}, whose output layer the chains keep fixed")
+        keras.utils.set_random_seed(FLAGS.seed)  # as the example seeds each method
+        model = TRAINERS[name][0](x, y)
+        kernel, bias = model.network.layers[-1].get_weights()
+        output_layer = (tf.constant(kernel[:, 0]), tf.constant(bias[0]))
+        method_mean, method_std = toy.predictive(model, x_eval.numpy()[:, None])
+        method_bands[name] = (method_mean[: len(grid)], method_std[: len(grid)])
+        methods[name] = toy.summarize(grid, y, method_mean, method_std)
+        print(name, json.dumps(methods[name]))
+        num_values = NUM_FIRST_LAYER_VALUES
     log_posterior = log_posterior_fn(
-        prior, tf.constant(x[:, 0]), tf.constant(y[:, 0]), FLAGS.noise_std
+        prior, tf.constant(x[:, 0]), tf.constant(y[:, 0]), FLAGS.noise_std, output_layer
     )
 
-    prior_states = prior.sample([FLAGS.prior_draws, NUM_VALUES], seed=FLAGS.seed)
+    prior_states = prior.sample([FLAGS.prior_draws, num_values], seed=FLAGS.seed)
     prior_outputs = np.concatenate([  # in slices: all at once is gigabytes
-        network(prior_states[i:i + 1000], x_eval).numpy()
+        network(prior_states[i:i + 1000], x_eval, output_layer).numpy()
         for i in range(0, FLAGS.prior_draws, 1000)
     ])
     prior_summary = toy.summarize(grid, y, prior_outputs.mean(0), prior_outputs.std(0))
@@ -164,10 +218,10 @@ def main(argv):
     # Chains start at independent random networks, not at one point: R-hat
     # compares them.
     if FLAGS.init_from_prior:
-        initial_state = prior.sample([FLAGS.chains, NUM_VALUES], seed=FLAGS.seed + 1)
+        initial_state = prior.sample([FLAGS.chains, num_values], seed=FLAGS.seed + 1)
     else:
         initial_state = tf.random.stateless_normal(
-            [FLAGS.chains, NUM_VALUES], seed=[FLAGS.seed, 1], stddev=FLAGS.init_stddev
+            [FLAGS.chains, num_values], seed=[FLAGS.seed, 1], stddev=FLAGS.init_stddev
         )
     start = time.perf_counter()
     states, (leapfrogs, divergences, step_sizes) = sample(
@@ -175,7 +229,7 @@ def main(argv):
     )
     seconds = time.perf_counter() - start
 
-    outputs = network(states, x_eval)  # (draws, chains, grid + data)
+    outputs = network(states, x_eval, output_layer)  # (draws, chains, grid + data)
     rhat = tfp.mcmc.potential_scale_reduction(outputs[:, :, : len(grid)]).numpy()
     # Split R-hat also compares each chain's halves (catches a drifting chain).
     split_rhat = tfp.mcmc.potential_scale_reduction(
@@ -196,6 +250,7 @@ def main(argv):
         "mean_leapfrogs": float(np.mean(leapfrogs.numpy())),
         "step_size": float(step_sizes.numpy()[-1]),
         "seconds": round(seconds, 1),
+        "sampled_values": num_values,
     }
     converged = diagnostics["max_rhat_f"] <= 1.1
 
@@ -205,9 +260,14 @@ def main(argv):
               f"{row['train_rmse']:>11.3f}")
     print("diagnostics:", json.dumps(diagnostics), "converged:", converged)
 
-    bands = {"HMC, both layers": (mean[: len(grid)], std[: len(grid)])}
-    methods = {}
+    hmc_title = (
+        f"HMC, first layer\n({TITLES[FLAGS.output_layer_from]}'s output layer)"
+        if FLAGS.output_layer_from else "HMC, both layers"
+    )
+    bands = {hmc_title: (mean[: len(grid)], std[: len(grid)])} | method_bands
     for name in FLAGS.with_methods:
+        if name in methods:
+            continue  # trained above, with its output layer
         print(f"== {name}")
         keras.utils.set_random_seed(FLAGS.seed)  # as the example seeds each method
         method_mean, method_std = toy.METHODS[name](x, y, x_eval.numpy()[:, None])
@@ -221,7 +281,7 @@ def main(argv):
             name: FLAGS[name].value
             for name in ("chains", "burnin", "draws", "max_tree_depth",
                          "prior_draws", "init_stddev", "init_from_prior",
-                         "with_methods")
+                         "output_layer_from", "with_methods")
         },
         "hmc": summary,
         "prior": prior_summary,

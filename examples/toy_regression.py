@@ -263,11 +263,16 @@ def build_bbb(num_examples):
     return bbh_tf.BayesByBackprop(network, num_examples=num_examples)
 
 
-def run_bbb(x, y, x_eval):
-    """Bayes by Backprop, trained full-batch: predictive (mean, std)."""
+def train_bbb(x, y):
+    """Bayes by Backprop as the flags say, trained full-batch on ``(x, y)``."""
     model = build_bbb(len(x))
     fit_full_batch(model, x, y)
-    return predictive(model, x_eval)
+    return model
+
+
+def run_bbb(x, y, x_eval):
+    """Bayes by Backprop, trained full-batch: predictive (mean, std)."""
+    return predictive(train_bbb(x, y), x_eval)
 
 
 # Method name -> function(x, y, x_eval) returning the predictive mean and std

@@ -222,6 +222,10 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
         "    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(100, activation='relu'), keras.layers.Dense(1)])\n"
         "    net.set_weights([s[None, :100], s[100:200], s[200:300, None], s[300:]])\n"
         "    np.testing.assert_allclose(row, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
+        "    # The first layer alone, the output layer fixed.\n"
+        "    fixed = (s[200:300], s[300])\n"
+        "    first = hmc.network(s[None, :200], x, fixed).numpy()[0]\n"
+        "    np.testing.assert_allclose(first, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
         "print('layout ok')\n"
     )
     checked = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
@@ -232,3 +236,28 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
                               timeout=600)
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--with_methods must name methods of" in rejected.stderr
+    rejected = subprocess.run([sys.executable, script, "--output_layer_from=bbb"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+    assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
+    assert "--output_layer_from=bbb needs --bbb_layers=first" in rejected.stderr
+
+
+def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
+    # --output_layer_from: the first layer's 200 values sampled, the output
+    # layer the one the method learned; the method's bands beside them.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    output = tmp_path / "first.png"
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "toy_hmc_reference.py"),
+         "--chains=2", "--burnin=5", "--draws=5", "--max_tree_depth=2",
+         "--prior_draws=200", "--output_layer_from=bbb", "--bbb_layers=first",
+         "--steps=20", "--num_samples=10", f"--output={output}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    saved = json.loads((tmp_path / "first.json").read_text())
+    assert saved["diagnostics"]["sampled_values"] == 200
+    assert saved["flags"]["output_layer_from"] == "bbb"
+    assert set(saved["methods"]) == {"bbb"} and saved["methods"]["bbb"]["std_outside"] > 0
+    assert output.exists()
