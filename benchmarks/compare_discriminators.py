@@ -73,7 +73,9 @@ flags.DEFINE_float("toy_learning_rate", 1e-2, "Adam rate of the toy network.")
 flags.DEFINE_integer("toy_num_samples", 200, "Draws for the toy predictive std.")
 # MNIST.
 flags.DEFINE_integer("mnist_epochs", 3, "Training epochs per MNIST run.")
-flags.DEFINE_integer("mnist_seed", 0, "Seed of the MNIST runs.")
+flags.DEFINE_integer(
+    "mnist_seed", 0, "Seed of the MNIST runs.", lower_bound=0, upper_bound=2**32 - 1
+)
 flags.DEFINE_float("mnist_learning_rate", 1e-3, "Adam rate of the MNIST network.")
 flags.DEFINE_integer("mnist_batch_size", 128, "MNIST training batch size.")
 flags.DEFINE_integer("mnist_num_samples", 20, "Draws for the MNIST predictions.")

@@ -26,10 +26,14 @@ their panels and numbers, so that one run on one machine compares them.
 reference for the example's own placement, a posterior on the first layer
 with a point-estimate output layer: it trains that method as the example
 does, fixes the output layer at what the method learned, and samples the
-first layer's 200 values. For that output layer this conditional posterior
-is the best variational posterior there is (the ELBO's optimum over q with
-the output layer held fixed), so the method's bands are set beside it; a
-perfect method would also move its output layer, which this does not show.
+first layer's 200 values. With that output layer held fixed, the ELBO is
+the log-likelihood of the output layer minus KL(q || this conditional
+posterior), so the conditional posterior is the best q there is (at
+``--kl_weight=1``, and for the exact KL, which Bayes by Hypernet only
+estimates); the method's bands are set beside it. The joint optimum over
+q and the output layer may pick another output layer; this compares q only
+at the method's. The prior's bands are then those of the first layer's
+prior with the same output layer, and the JSON records that layer.
 
 Usage (a few minutes per seed on two CPU cores; docs/runs/toy_hmc/)::
 
@@ -116,9 +120,17 @@ def network(state, x, output_layer=None):
     return tf.reduce_sum(hidden * output_kernel[..., None, :], -1) + output_bias
 
 
+def fixed_output_layer(model):
+    """The learned output layer of a trained example model (a point-estimate
+    ``Dense(1)`` last in its network), as ``network``'s ``output_layer``."""
+    kernel, bias = model.network.layers[-1].get_weights()
+    # reshape, not indexing: a layer of another shape fails here.
+    return tf.constant(kernel.reshape(HIDDEN)), tf.constant(bias.reshape(()))
+
+
 def log_posterior_fn(prior, x, y, noise_std, output_layer=None):
     """Unnormalised log posterior of flat states: the prior's log-density
-    of every value plus the Gaussian log-likelihood of the data."""
+    of every sampled value plus the Gaussian log-likelihood of the data."""
     likelihood_scale = tf.constant(noise_std, tf.float32)
 
     def log_posterior(state):
@@ -135,7 +147,7 @@ def log_posterior_fn(prior, x, y, noise_std, output_layer=None):
 
 
 def sample(log_posterior, initial_state, seed):
-    """NUTS draws ``(draws, chains, NUM_VALUES)`` and the per-step traces."""
+    """NUTS draws ``(draws, chains, values)`` and the per-step traces."""
     kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
         tfp.mcmc.NoUTurnSampler(
             log_posterior, step_size=1e-3, max_tree_depth=FLAGS.max_tree_depth
@@ -169,6 +181,8 @@ def main(argv):
         for name in ("chains", "burnin", "draws", "max_tree_depth", "prior_draws",
                      "init_stddev")
     })
+    if FLAGS.seed >= 2**31:  # the sampler's seed is an int32 pair
+        raise app.UsageError(f"--seed must be below 2**31 here, got {FLAGS.seed}.")
     if FLAGS.chains < 2:
         raise app.UsageError(f"--chains must be at least 2 for R-hat, got {FLAGS.chains}.")
     unknown = sorted(set(FLAGS.with_methods) - set(toy.METHODS))
@@ -197,10 +211,11 @@ def main(argv):
         print(f"== {name}, whose output layer the chains keep fixed")
         keras.utils.set_random_seed(FLAGS.seed)  # as the example seeds each method
         model = TRAINERS[name][0](x, y)
-        kernel, bias = model.network.layers[-1].get_weights()
-        output_layer = (tf.constant(kernel[:, 0]), tf.constant(bias[0]))
+        output_layer = fixed_output_layer(model)
         method_mean, method_std = toy.predictive(model, x_eval.numpy()[:, None])
-        method_bands[name] = (method_mean[: len(grid)], method_std[: len(grid)])
+        method_bands[f"{TITLES[name]}, first layer"] = (
+            method_mean[: len(grid)], method_std[: len(grid)]
+        )
         methods[name] = toy.summarize(grid, y, method_mean, method_std)
         print(name, json.dumps(methods[name]))
         num_values = NUM_FIRST_LAYER_VALUES
@@ -286,6 +301,10 @@ def main(argv):
         "hmc": summary,
         "prior": prior_summary,
         "methods": methods,
+        "output_layer": None if output_layer is None else {
+            "kernel": output_layer[0].numpy().tolist(),
+            "bias": float(output_layer[1]),
+        },
         "diagnostics": diagnostics,
         "converged": converged,
     })

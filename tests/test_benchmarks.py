@@ -212,7 +212,7 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     assert saved["prior"]["std_outside"] > 1.5 * saved["prior"]["std_inside"] > 0
     # The flat state's layout: a 1-100-1 ReLU network, as Keras computes it.
     check = (
-        "import sys, numpy as np, keras\n"
+        "import sys, numpy as np, keras, bbh_tf\n"
         f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
         "import toy_hmc_reference as hmc\n"
         "state = np.random.default_rng(0).normal(size=(3, hmc.NUM_VALUES)).astype('float32')\n"
@@ -222,8 +222,8 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
         "    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(100, activation='relu'), keras.layers.Dense(1)])\n"
         "    net.set_weights([s[None, :100], s[100:200], s[200:300, None], s[300:]])\n"
         "    np.testing.assert_allclose(row, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
-        "    # The first layer alone, the output layer fixed.\n"
-        "    fixed = (s[200:300], s[300])\n"
+        "    # The first layer alone, the output layer fixed at the model's.\n"
+        "    fixed = hmc.fixed_output_layer(bbh_tf.MaximumLikelihood(net))\n"
         "    first = hmc.network(s[None, :200], x, fixed).numpy()[0]\n"
         "    np.testing.assert_allclose(first, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
         "print('layout ok')\n"
@@ -241,6 +241,7 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
                               timeout=600)
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--output_layer_from=bbb needs --bbb_layers=first" in rejected.stderr
+    assert "== " not in rejected.stdout  # before any training
 
 
 def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
@@ -260,4 +261,5 @@ def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
     assert saved["diagnostics"]["sampled_values"] == 200
     assert saved["flags"]["output_layer_from"] == "bbb"
     assert set(saved["methods"]) == {"bbb"} and saved["methods"]["bbb"]["std_outside"] > 0
+    assert len(saved["output_layer"]["kernel"]) == 100
     assert output.exists()
