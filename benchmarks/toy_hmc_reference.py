@@ -27,8 +27,8 @@ reference for the example's own placement, a posterior on the first layer
 with a point-estimate output layer: it trains that method as the example
 does, fixes the output layer at what the method learned, and samples the
 first layer's 200 values. With that output layer held fixed, the ELBO is
-the log-likelihood of the output layer minus KL(q || this conditional
-posterior), so the conditional posterior is the best q there is (at
+the log marginal likelihood of the output layer (the first layer
+integrated out under its prior) minus KL(q || this conditional posterior), so the conditional posterior is the best q there is (at
 ``--kl_weight=1``, and for the exact KL, which Bayes by Hypernet only
 estimates); the method's bands are set beside it. The joint optimum over
 q and the output layer may pick another output layer; this compares q only
