@@ -2,8 +2,10 @@
 
 Bayesian neural networks with implicit weight posteriors: hyper layers
 (``HyperDense``) draw their weights from a shared ``HyperNetwork``;
-``BayesByHypernet`` trains them by prior-contrastive adversarial variational
-inference against a ``Discriminator`` and a diagonal prior. The baselines
+``BayesByHypernet`` trains their semi-implicit posterior by variational
+inference against a diagonal prior, with a pluggable KL estimator
+(``bbh_tf.kl``: the semi-implicit bound, nearest-neighbour entropy, or the
+paper's adversarial ``Discriminator``). The baselines
 ``MaximumLikelihood``, ``MCDropout`` and ``BayesByBackprop`` share its
 interface (``fit``, ``predict_distribution``).
 """
@@ -28,7 +30,7 @@ if _keras.backend.backend() != "tensorflow":
         "KERAS_BACKEND). Set KERAS_BACKEND=tensorflow."
     )
 
-from bbh_tf import data, metrics  # noqa: E402
+from bbh_tf import data, kl, metrics  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
     BayesByBackpropConv2D,
@@ -36,7 +38,11 @@ from bbh_tf.baselines import (  # noqa: E402
     MaximumLikelihood,
     MCDropout,
 )
-from bbh_tf.discriminator import Discriminator, discriminator_loss  # noqa: E402
+from bbh_tf.discriminator import (  # noqa: E402
+    Discriminator,
+    JointDiscriminator,
+    discriminator_loss,
+)
 from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
 from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
@@ -57,6 +63,7 @@ __all__ = [
     "HyperDense",
     "HyperLayer",
     "HyperNetwork",
+    "JointDiscriminator",
     "MCDropout",
     "MaximumLikelihood",
     "PredictiveModel",
@@ -65,5 +72,6 @@ __all__ = [
     "discriminator_loss",
     "export_saved_model",
     "injected_values",
+    "kl",
     "metrics",
 ]

@@ -17,6 +17,11 @@ Two forms:
 
 Both take the raw hypernetwork output of shape
 ``(draws, chunks, output_dim)`` and the chunks' codes ``(chunks, code_dim)``.
+
+:class:`JointDiscriminator` sees whole draws instead (all used values of a
+hypernetwork at once), so it can represent the joint ratio ``log q(w) / p(w)``
+with the dependence between values; it is well-posed when ``q`` has a density
+(a semi-implicit hypernetwork). ``bbh_tf.kl.AdversarialKL`` uses either.
 """
 
 import keras
@@ -165,6 +170,73 @@ class Discriminator(keras.Model):
             **keras.layers.Layer.get_config(self),
             "hidden_units": list(self.hidden_units),
             "conditional": self.conditional,
+            "activation": keras.activations.serialize(self.activation),
+        }
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf")
+class JointDiscriminator(keras.Model):
+    """MLP on whole draws: one logit ``log q(w) / p(w)`` per draw and group.
+
+    Each hypernetwork's values (a group of hyper layers) get an MLP of their
+    own, built for their count ``d``; its input is one draw's ``d`` used
+    values. Practical while ``d`` is in the thousands (``weight_norm``
+    models, small ``full`` ones).
+
+    Args:
+        hidden_units: Sizes of the hidden layers. Default ``(64, 64)``.
+        activation: Activation of the hidden layers. Default ``"relu"``.
+
+    Example:
+
+    >>> disc = JointDiscriminator(hidden_units=(64, 64))
+    >>> disc.build([301])                  # one group of 301 values
+    >>> disc.score([keras.random.normal((5, 301))]).shape
+    TensorShape([5, 1])
+    """
+
+    def __init__(self, hidden_units=(64, 64), activation="relu", **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.hidden_units = _checks.unit_tuple("hidden_units", hidden_units)
+        self.activation = keras.activations.get(activation)
+        self.networks = []
+
+    def build(self, value_counts):
+        if self.built:
+            return
+        for index, count in enumerate(value_counts):
+            network = keras.Sequential(
+                [
+                    keras.layers.Dense(
+                        units, activation=self.activation, dtype=self.dtype_policy
+                    )
+                    for units in self.hidden_units
+                ]
+                + [keras.layers.Dense(1, dtype=self.dtype_policy)],
+                name=f"group_{index}",
+            )
+            network.build((None, int(count)))
+            self.networks.append(network)
+        self.built = True
+
+    def score(self, values):
+        """Logits ``(draws, groups)`` of one ``(draws, d)`` tensor per group."""
+        return tf.concat(
+            [
+                network(tf.cast(v, self.compute_dtype))
+                for network, v in zip(self.networks, values)
+            ],
+            axis=1,
+        )
+
+    def call(self, values):
+        return self.score(values)
+
+    def get_config(self):
+        return {
+            **keras.layers.Layer.get_config(self),
+            "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
         }
 

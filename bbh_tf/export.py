@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from bbh_tf import _checks
+from bbh_tf.posterior import GroupNoise
 
 _EPSILON = 1e-12
 
@@ -68,12 +69,16 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
 
     def serve(inputs):
         seed = _fresh_seed()
-        noise = {}
+        noise = []
         for index, group in enumerate(model._groups):
-            noise[id(group.hypernet)] = tf.random.stateless_normal(
-                group.hypernet.noise_shape(num_samples, group.total_chunks),
-                seed=seed + index,
-            )
+            # Both the hypernetwork's noise and the per-value noise, drawn
+            # here: a SeedGenerator's saved state would replay on reload.
+            shapes = group.noise_shapes(num_samples)
+            noise.append(GroupNoise(*(
+                None if shape is None
+                else tf.random.stateless_normal(shape, seed=seed + 2 * index + part)
+                for part, shape in enumerate(shapes)
+            )))
         samples = model.sample_predictions(inputs, num_samples, noise=noise)
         mean = tf.reduce_mean(samples, axis=0)
         outputs = {"mean": mean, "std": tf.math.reduce_std(samples, axis=0)}

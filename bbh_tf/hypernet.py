@@ -8,6 +8,16 @@ that needs fewer values slices them, a layer that needs more asks for several
 chunks, each with its own code, so the hypernetwork never grows with the
 layers it serves.
 
+The hypernetwork's output is the *mean* of the generated values: with
+``semi_implicit=True`` (the default) each value gets Gaussian noise of its own
+on top, ``w | eps ~ N(G(eps), diag sigma^2)`` with ``sigma`` learned per value
+by the hyper layer that uses it. The posterior ``q(w) = E_eps q(w | eps)`` is
+then a semi-implicit distribution with a density on the whole weight space,
+so its KL to the prior is finite and can be estimated consistently
+(``bbh_tf.kl``). ``semi_implicit=False`` is the paper's deterministic
+generator, the ``sigma -> 0`` limit, whose ``q`` lies on a surface of
+``noise_dim`` dimensions.
+
 The position codes belong to the hyper layers (see ``bbh_tf.layers``), the
 noise to whoever runs the forward pass: ``BayesByHypernet`` draws one ``eps``
 per weight sample (or per sample and chunk) and hands every hyper layer its
@@ -94,6 +104,13 @@ class HyperNetwork(keras.layers.Layer):
             posterior). The discriminator compares one value at a time, so
             it cannot see dependencies between values; independent values
             leave it nothing to miss (see ``docs/discriminator.md``).
+        semi_implicit: If True (default), every generated value ``w_i`` is
+            ``G_i(eps) + sigma_i * xi_i`` with ``xi ~ N(0, I)`` and ``sigma_i``
+            learned per value (a weight ``stddev_rho`` of the hyper layer,
+            ``sigma = softplus(rho)``): a semi-implicit posterior with a
+            density everywhere. False: the paper's deterministic generator.
+        init_stddev: Initial ``sigma`` of every generated value, > 0. Used
+            with ``semi_implicit=True`` only. Default 0.01.
 
     Call: ``hypernet(noise, codes)`` with ``codes`` of shape
     ``(num_chunks, code_dim)`` and ``noise`` of shape
@@ -120,6 +137,8 @@ class HyperNetwork(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         seed=None,
         noise_per_chunk=False,
+        semi_implicit=True,
+        init_stddev=0.01,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -133,6 +152,8 @@ class HyperNetwork(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.seed = seed
         self.noise_per_chunk = _checks.boolean("noise_per_chunk", noise_per_chunk)
+        self.semi_implicit = _checks.boolean("semi_implicit", semi_implicit)
+        self.init_stddev = _checks.positive_float("init_stddev", init_stddev)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.hidden_layers = [
             keras.layers.Dense(
@@ -181,6 +202,11 @@ class HyperNetwork(keras.layers.Layer):
             self.seed_generator,
             dtype=self.compute_dtype,
         )
+
+    def standard_normal(self, shape):
+        """``N(0, 1)`` noise of ``shape`` from this hypernetwork's generator
+        (the per-value noise ``xi`` of a semi-implicit posterior)."""
+        return _random.normal(shape, self.seed_generator, dtype=self.compute_dtype)
 
     def num_chunks(self, num_values):
         """How many chunks a layer needing ``num_values`` values uses."""
@@ -247,6 +273,8 @@ class HyperNetwork(keras.layers.Layer):
                 ),
                 "seed": self.seed,
                 "noise_per_chunk": self.noise_per_chunk,
+                "semi_implicit": self.semi_implicit,
+                "init_stddev": self.init_stddev,
             }
         )
         return config

@@ -15,6 +15,7 @@ tiling a prediction batch once per draw).
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bbh_tf import _checks, _conv
@@ -55,8 +56,18 @@ class HyperLayer(keras.layers.Layer):
         self.hypernet = hypernet
         self.num_generated = None
 
-    def add_generated_values(self, num_values):
-        """Reserve ``num_values`` generated values (call once, in ``build``)."""
+    def add_generated_values(self, num_values, initial_mean="zeros", value_scale=1.0):
+        """Reserve ``num_values`` generated values (call once, in ``build``).
+
+        With a semi-implicit hypernetwork (the default) value ``i`` of a draw
+        is ``w_i = m_i + s_i * G_i(eps) + sigma_i * xi_i``: this adds the
+        trainable means ``m`` (``generated_mean``, started at
+        ``initial_mean``, an initializer of the flat ``(num_values,)``
+        vector) and ``sigma = softplus(stddev_rho)``, and fixes the scales
+        ``s`` (``value_scale``, a float or one per value) that put the
+        hypernetwork's output on the scale of the layer's weights. With the
+        paper's deterministic hypernetwork ``w_i = G_i(eps)``.
+        """
         self.hypernet.build()
         self.num_generated = int(num_values)
         self.position_codes = self.add_weight(
@@ -67,20 +78,71 @@ class HyperLayer(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=1.0),
             trainable=False,
         )
+        if not self.hypernet.semi_implicit:
+            return
+        self.generated_mean = self.add_weight(
+            name="generated_mean", shape=(self.num_generated,),
+            initializer=initial_mean,
+        )
+        # softplus(rho) = init_stddev, solved for rho.
+        rho = math.log(math.expm1(self.hypernet.init_stddev))
+        self.stddev_rho = self.add_weight(
+            name="stddev_rho",
+            shape=(self.num_generated,),
+            initializer=keras.initializers.Constant(rho),
+            # The KL term's precision (log sigma) needs float32.
+            dtype="float32",
+        )
+        self.value_scale = np.broadcast_to(
+            np.asarray(value_scale, dtype="float32"), (self.num_generated,)
+        ).copy()
+
+    @property
+    def num_chunks(self):
+        """How many chunks of the hypernetwork's output this layer uses."""
+        return int(self.position_codes.shape[0])
+
+    def conditional_stddev(self):
+        """``sigma`` of every generated value ``(num_generated,)``, float32;
+        None for the paper's deterministic hypernetwork."""
+        if not self.hypernet.semi_implicit:
+            return None
+        return tf.nn.softplus(tf.convert_to_tensor(self.stddev_rho))
 
     def generate(self, noise):
-        """Raw hypernetwork output for ``noise``: ``(draws, chunks, output_dim)``."""
+        """Raw hypernetwork output for ``noise``: ``(draws, chunks, output_dim)``:
+        the conditional means of the generated values (and unused padding)."""
         return self.hypernet(noise, self.position_codes)
 
+    def conditional_mean(self, raw):
+        """``m + s * G(eps)`` for raw hypernetwork output ``(draws, num_generated)``
+        (``G(eps)`` itself for a deterministic hypernetwork)."""
+        if not self.hypernet.semi_implicit:
+            return raw
+        scale = tf.constant(self.value_scale, raw.dtype)
+        return tf.cast(self.generated_mean, raw.dtype) + scale * raw
+
     def generated_values(self):
-        """This call's generated values, shape ``(draws, num_generated)``."""
+        """This call's generated values, shape ``(draws, num_generated)``.
+
+        Inside ``injected_values`` the values given there; otherwise one
+        fresh draw of the layer's own: a noise vector through the
+        hypernetwork, plus ``sigma * xi`` if the posterior is semi-implicit.
+        """
         raw = injected_values_for(self)
-        if raw is None:
-            raw = self.generate(
-                self.hypernet.sample_noise(1, self.position_codes.shape[0])
+        if raw is not None:
+            flat = keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
+            return flat[:, : self.num_generated]
+        raw = self.generate(self.hypernet.sample_noise(1, self.num_chunks))
+        values = self.conditional_mean(
+            keras.ops.reshape(raw, (1, -1))[:, : self.num_generated]
+        )
+        stddev = self.conditional_stddev()
+        if stddev is not None:
+            values += tf.cast(stddev, values.dtype) * self.hypernet.standard_normal(
+                tf.shape(values)
             )
-        flat = keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
-        return flat[:, : self.num_generated]
+        return values
 
     def get_config(self):
         config = super().get_config()
@@ -174,11 +236,16 @@ class _LinearHyperLayer(HyperLayer):
     def _build_weights(self):
         units = self.kernel_shape[-1]
         if self.mode == "full":
+            size = math.prod(self.kernel_shape)
             self.add_generated_values(
-                math.prod(self.kernel_shape) + (units if self.use_bias else 0)
+                size + (units if self.use_bias else 0),
+                initial_mean=self._initial_kernel_and_bias,
+                # The hypernetwork's output on the scale of 1 / sqrt(fan_in).
+                value_scale=1.0 / math.sqrt(size // units),
             )
             return
-        self.add_generated_values(units)
+        # The scales g start at 1: unit-norm columns, as Glorot's about are.
+        self.add_generated_values(units, initial_mean="ones")
         self.direction = self.add_weight(
             name="direction",
             shape=self.kernel_shape,
@@ -192,6 +259,14 @@ class _LinearHyperLayer(HyperLayer):
                 initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer,
             )
+
+    def _initial_kernel_and_bias(self, shape, dtype=None):
+        """Full mode's posterior means at the start: the layer's initializers
+        of kernel and bias, flattened."""
+        parts = [tf.reshape(self.kernel_initializer(self.kernel_shape, dtype), [-1])]
+        if self.use_bias:
+            parts.append(self.bias_initializer((self.kernel_shape[-1],), dtype))
+        return tf.concat(parts, axis=0)
 
     def _linear(self, inputs, kernel):
         raise NotImplementedError

@@ -1,0 +1,182 @@
+"""The posterior of a model's generated values, one group of layers at a time.
+
+Hyper layers sharing one hypernetwork form a *group*. One draw of a group's
+used values ``w`` (``d`` of them) is
+
+    eps ~ N(0, I),   mean = G(eps, codes),   w = mean + sigma * xi,   xi ~ N(0, I)
+
+with ``sigma`` learned per value (``semi_implicit=True``, the default) or
+zero (the paper's deterministic generator). So ``q(w) = E_eps N(w; G(eps),
+diag sigma^2)``: semi-implicit, with a density on all of ``R^d``. Groups are
+independent of each other, and with ``noise_per_chunk=True`` so is every
+chunk of a group: each such independent part is a *block* of ``q``, and the
+KL estimators (``bbh_tf.kl``) sum their estimate over blocks.
+
+Tensors keep the hypernetwork's layout ``(draws, chunks, output_dim)``; the
+unused tail of each layer's last chunk is masked out of every density.
+"""
+
+import collections
+import math
+
+import numpy as np
+import tensorflow as tf
+
+# One group's randomness for some number of draws: the hypernetwork's noise
+# ``eps`` and the per-value noise ``xi`` (None without a conditional sigma).
+GroupNoise = collections.namedtuple("GroupNoise", ["eps", "xi"])
+# One group's draws: the noise, the conditional means ``G(eps)`` and the
+# values ``w`` the layers use, both ``(draws, chunks, output_dim)``.
+Draws = collections.namedtuple("Draws", ["eps", "mean", "values"])
+
+# Largest (draws x mixture components x values) block of the pairwise
+# conditional densities held at once.
+_PAIRWISE_BLOCK = 2**24
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class HyperGroup:
+    """The hyper layers drawing from one hypernetwork, and their ``q``.
+
+    Args:
+        hypernet: The shared ``HyperNetwork``.
+        layers: Its built hyper layers, in the network's order.
+    """
+
+    def __init__(self, hypernet, layers):
+        self.hypernet = hypernet
+        self.layers = list(layers)
+        self.chunks = [layer.num_chunks for layer in self.layers]
+        width = hypernet.output_dim
+        used = [
+            np.arange(chunks * width) < layer.num_generated
+            for layer, chunks in zip(self.layers, self.chunks)
+        ]
+        self.mask = np.concatenate(used).reshape(-1, width).astype("float32")
+        # Flat (chunk-major) positions of the used values.
+        self.used = np.flatnonzero(self.mask.ravel()).astype("int32")
+
+    @property
+    def total_chunks(self):
+        """Chunks of all the group's layers: what one draw generates."""
+        return sum(self.chunks)
+
+    @property
+    def num_values(self):
+        """Used values ``d`` of one draw."""
+        return len(self.used)
+
+    @property
+    def semi_implicit(self):
+        return self.hypernet.semi_implicit
+
+    @property
+    def num_blocks(self):
+        """Independent blocks of ``q``: every chunk with per-chunk noise, else 1."""
+        return self.total_chunks if self.hypernet.noise_per_chunk else 1
+
+    def codes(self):
+        return tf.concat([layer.position_codes for layer in self.layers], axis=0)
+
+    def noise_shapes(self, num_draws):
+        """``GroupNoise`` of the shapes for ``num_draws`` draws."""
+        eps = self.hypernet.noise_shape(num_draws, self.total_chunks)
+        xi = (num_draws, self.total_chunks, self.hypernet.output_dim)
+        return GroupNoise(eps, xi if self.semi_implicit else None)
+
+    def sample_noise(self, num_draws):
+        """Fresh ``GroupNoise`` for ``num_draws`` draws."""
+        shapes = self.noise_shapes(num_draws)
+        return GroupNoise(
+            self.hypernet.sample_noise(num_draws, self.total_chunks),
+            None if shapes.xi is None else self.hypernet.standard_normal(shapes.xi),
+        )
+
+    def means(self, eps):
+        """Conditional means ``m + s * G(eps)`` (``G(eps)`` for the paper's
+        deterministic hypernetwork): ``(draws, chunks, output_dim)``."""
+        raw = self.hypernet(eps, self.codes())
+        if not self.semi_implicit:
+            return raw
+        offset = self._padded([layer.generated_mean for layer in self.layers])
+        scale = self._padded([layer.value_scale for layer in self.layers])
+        return tf.cast(offset, raw.dtype) + tf.cast(scale, raw.dtype) * raw
+
+    def stddev(self):
+        """Conditional ``sigma`` in the output layout ``(chunks, output_dim)``,
+        float32, zero on the padding; None for a deterministic hypernetwork."""
+        if not self.semi_implicit:
+            return None
+        return self._padded([layer.conditional_stddev() for layer in self.layers])
+
+    def _padded(self, per_layer):
+        """Per-layer vectors ``(num_generated,)`` in the output layout
+        ``(chunks, output_dim)``, zero on the padding."""
+        width = self.hypernet.output_dim
+        parts = [
+            tf.pad(tf.cast(values, tf.float32),
+                   [[0, chunks * width - layer.num_generated]])
+            for layer, chunks, values in zip(self.layers, self.chunks, per_layer)
+        ]
+        return tf.reshape(tf.concat(parts, axis=0), (-1, width))
+
+    def draw(self, noise):
+        """``Draws`` for ``noise`` (a ``GroupNoise``)."""
+        mean = self.means(noise.eps)
+        if noise.xi is None:
+            return Draws(noise.eps, mean, mean)
+        sigma = tf.cast(self.stddev(), mean.dtype)
+        return Draws(noise.eps, mean, mean + sigma * tf.cast(noise.xi, mean.dtype))
+
+    def split(self, values):
+        """``values`` ``(draws, chunks, output_dim)`` as a dict layer -> its part."""
+        return dict(zip(self.layers, tf.split(values, self.chunks, axis=1)))
+
+    def used_values(self, values):
+        """The used values, ``(draws, d)``, in chunk-major order."""
+        flat = tf.reshape(values, (tf.shape(values)[0], -1))
+        return tf.gather(flat, self.used, axis=1)
+
+    def log_prior(self, prior, values):
+        """``log p(w)`` of every draw, ``(draws,)``, float32."""
+        log_p = prior.log_prob(tf.cast(values, tf.float32)) * self.mask
+        return tf.reduce_sum(log_p, axis=[1, 2])
+
+    def log_conditional(self, values, means):
+        """``log q(w_j | eps_k)`` per block for every pair of a draw ``j`` of
+        ``values`` ``(n, chunks, output_dim)`` and a mixture component ``k``
+        of ``means`` ``(m, chunks, output_dim)``: ``(n, m, num_blocks)``,
+        float32. Needs a semi-implicit hypernetwork."""
+        mask = tf.constant(self.mask)
+        sigma = tf.where(mask > 0, self.stddev(), 1.0)
+        log_norm = tf.reduce_sum((tf.math.log(sigma) + 0.5 * _LOG_2PI) * mask, -1)
+        values = tf.cast(values, tf.float32)
+        means = tf.cast(means, tf.float32)
+        n, m = values.shape[0], means.shape[0]
+        # With static draw counts (the training step's), components in blocks
+        # that bound the memory; otherwise all at once.
+        if n is None or m is None:
+            blocks = [means]
+        else:
+            size = n * self.total_chunks * self.hypernet.output_dim
+            step = max(1, _PAIRWISE_BLOCK // size)
+            blocks = [means[start : start + step] for start in range(0, m, step)]
+        parts = []
+        for block in blocks:
+            z = (values[:, None] - block[None]) / sigma
+            # (n, components, chunks): the log density summed in each chunk.
+            parts.append(
+                -0.5 * tf.reduce_sum(tf.square(z) * mask, axis=-1) - log_norm
+            )
+        per_chunk = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
+        if self.num_blocks == 1:
+            return tf.reduce_sum(per_chunk, axis=-1, keepdims=True)
+        return per_chunk
+
+
+def groups_of(hyper_layers):
+    """The built ``hyper_layers`` grouped by hypernetwork, in order of first use."""
+    by_hypernet = {}
+    for layer in hyper_layers:
+        by_hypernet.setdefault(id(layer.hypernet), []).append(layer)
+    return [HyperGroup(layers[0].hypernet, layers) for layers in by_hypernet.values()]
