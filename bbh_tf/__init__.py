@@ -46,8 +46,14 @@ from bbh_tf.discriminator import (  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
 from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
+from bbh_tf.likelihoods import (  # noqa: E402
+    GaussianLikelihood,
+    HomoscedasticScale,
+    Likelihood,
+    StudentTLikelihood,
+)
 from bbh_tf.model import BayesByHypernet  # noqa: E402
-from bbh_tf.predictive import PredictiveModel  # noqa: E402
+from bbh_tf.predictive import Prediction, PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
 
 __version__ = "0.1.0"
@@ -58,16 +64,21 @@ __all__ = [
     "BayesByBackpropDense",
     "BayesByHypernet",
     "Discriminator",
+    "GaussianLikelihood",
     "GaussianPrior",
+    "HomoscedasticScale",
     "HyperConv2D",
     "HyperDense",
     "HyperLayer",
     "HyperNetwork",
     "JointDiscriminator",
+    "Likelihood",
     "MCDropout",
     "MaximumLikelihood",
+    "Prediction",
     "PredictiveModel",
     "ScaleMixturePrior",
+    "StudentTLikelihood",
     "data",
     "discriminator_loss",
     "export_saved_model",

@@ -81,7 +81,7 @@ class MaximumLikelihood(PredictiveModel):
 
     def _moments(self, batch, num_samples):
         outputs = tf.cast(self.network(batch, training=False), tf.float32)
-        return outputs, tf.zeros_like(outputs)
+        return self._moments_of(outputs[None])
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Data sets used by the examples and benchmarks: MNIST and a 1-D toy problem.
+"""Data sets used by the examples and benchmarks: MNIST, a 1-D toy problem
+and tabular regression (``synthetic_regression``, ``load_csv``,
+``standardized_splits``, from ``bbh_tf.regression_data``).
 
 MNIST is read from the four standard gzipped IDX files when a directory is
 given (``data_dir`` or the ``BBH_MNIST_DIR`` environment variable), so offline
@@ -15,11 +17,15 @@ import os
 import numpy as np
 
 from bbh_tf._checks import non_negative_float, positive_int
+from bbh_tf.regression_data import load_csv, standardized_splits, synthetic_regression
 
 __all__ = [
     "MNIST_DIR_ENV",
+    "load_csv",
     "load_mnist",
     "rotate_images",
+    "standardized_splits",
+    "synthetic_regression",
     "toy_function",
     "toy_regression",
 ]

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bbh_tf import _checks
 from bbh_tf.layers import repeat_for_draws
+from bbh_tf.likelihoods import Likelihood
 
 
 def scale_for_replicas(value):
@@ -30,6 +31,32 @@ def deserialize(value):
     if isinstance(value, dict):
         return keras.saving.deserialize_keras_object(value)
     return value
+
+
+class Prediction(tuple):
+    """What ``predict_distribution`` returns: unpacks as ``(mean, std)``.
+
+    Attributes:
+        mean, std: The predictive mean and standard deviation, numpy float32
+            arrays ``(n, ...)``. For a model compiled with a likelihood loss
+            (``bbh_tf.GaussianLikelihood``...) they are those of the targets,
+            the total over draws and noise; otherwise those of the network's
+            outputs over draws.
+        aleatoric_std: With a likelihood, the std of the noise alone
+            (``sqrt(E[noise variance])``); None otherwise.
+        epistemic_std: With a likelihood, the std of the mean over weight
+            draws; None otherwise. ``std**2 == aleatoric_std**2 +
+            epistemic_std**2``.
+    """
+
+    def __new__(cls, mean, std, aleatoric_std=None, epistemic_std=None):
+        prediction = super().__new__(cls, (mean, std))
+        prediction.aleatoric_std = aleatoric_std
+        prediction.epistemic_std = epistemic_std
+        return prediction
+
+    mean = property(lambda self: self[0])
+    std = property(lambda self: self[1])
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -135,7 +162,7 @@ class PredictiveModel(keras.Model):
 
     # ------------------------------------------------------------ inference
     def predict_distribution(self, x, num_samples=100, batch_size=128):
-        """Mean and standard deviation of the outputs over weight draws.
+        """Mean and standard deviation of the predictions over weight draws.
 
         Args:
             x: Inputs, an array of shape ``(n,) + input_shape[1:]``, finite.
@@ -144,11 +171,15 @@ class PredictiveModel(keras.Model):
                 ``batch_size * num_samples`` rows). Default 128.
 
         Returns:
-            ``(mean, std)``: numpy float32 arrays of the output shape,
-            ``(n, ...)``.
+            A :class:`Prediction`, which unpacks as ``(mean, std)``: numpy
+            float32 arrays ``(n, ...)``. For a model compiled with a
+            ``bbh_tf`` likelihood loss these are the targets' predictive
+            mean and total std, split in ``aleatoric_std`` and
+            ``epistemic_std``; otherwise the mean and std of the network's
+            outputs.
         """
-        means, stds = self._predict_batches("moments", x, num_samples, batch_size)
-        return np.concatenate(means), np.concatenate(stds)
+        parts = self._predict_batches("moments", x, num_samples, batch_size)
+        return Prediction(*(np.concatenate(part) for part in parts))
 
     def predict_samples(self, x, num_samples=100, batch_size=128):
         """The outputs of every weight draw, for metrics that need them
@@ -171,13 +202,15 @@ class PredictiveModel(keras.Model):
         x = validated_inputs(x, self.input_shape_)
         if not self.built:
             self.build(x.shape)
-        function = self._predict_functions.get((kind, num_samples))
+        # The likelihood is read when tracing: a new compile, a new function.
+        key = (kind, num_samples, id(self.likelihood))
+        function = self._predict_functions.get(key)
         if function is None:
             function = tf.function(
                 functools.partial(getattr(self, "_" + kind), num_samples=num_samples),
                 reduce_retracing=True,
             )
-            self._predict_functions[(kind, num_samples)] = function
+            self._predict_functions[key] = function
         results = None
         for start in range(0, len(x), batch_size):
             outputs = function(x[start : start + batch_size])
@@ -202,9 +235,23 @@ class PredictiveModel(keras.Model):
 
     def _moments(self, batch, num_samples):
         samples = tf.cast(self.sample_predictions(batch, num_samples), tf.float32)
+        return self._moments_of(samples)
+
+    def _moments_of(self, samples):
+        """``(mean, std)`` of ``samples`` ``(draws, batch, ...)``, or with a
+        likelihood ``(mean, std, aleatoric_std, epistemic_std)`` of the
+        targets."""
+        if self.likelihood is not None:
+            return self.likelihood.predictive_moments(samples)
         mean = tf.reduce_mean(samples, axis=0)
         std = tf.sqrt(tf.reduce_mean(tf.square(samples - mean), axis=0))
         return mean, std
+
+    @property
+    def likelihood(self):
+        """The compiled loss if it is a ``bbh_tf`` likelihood, else None."""
+        loss = getattr(self, "loss", None)
+        return loss if isinstance(loss, Likelihood) else None
 
     # -------------------------------------------------------------- training
     def _prepare_fit(self, arguments):

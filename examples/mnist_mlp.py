@@ -102,24 +102,6 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "num_weight_samples", 5, "bbh: weight draws per training step."
 )
-flags.DEFINE_integer(
-    "discriminator_steps", 5, "bbh: discriminator updates per training step."
-)
-flags.DEFINE_float(
-    "discriminator_learning_rate", 1e-2, "bbh: discriminator Adam learning rate."
-)
-flags.DEFINE_integer(
-    "discriminator_sample_size", 0,
-    "bbh: scales the discriminator scores per step (a random subset, the KL "
-    "estimate scaled to stay unbiased); 0: all of them.",
-    lower_bound=0,
-)
-flags.DEFINE_bool(
-    "conditional",
-    True,
-    "bbh: the discriminator sees each value's position (per-position KL); "
-    "False is the paper's pooled form.",
-)
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
 flags.DEFINE_bool(
     "jit_compile", False,
@@ -132,11 +114,6 @@ flags.DEFINE_list(
     "out-of-distribution tests); empty: all ten. The output layer keeps "
     "ten classes.",
 )
-# Independent noise for every weight-norm scale: on MNIST it beat the paper's
-# shared noise for each of six seeds (docs/results.md, section 2.2).
-# --nonoise_per_chunk --hypernet_output_dim=256 is the paper's hypernetwork.
-FLAGS.set_default("noise_per_chunk", True)
-FLAGS.set_default("hypernet_output_dim", 1)
 
 
 def mlp(layers, dropout_rate=0.0):
@@ -214,13 +191,10 @@ def builders(architecture, hypernetwork=None):
                 Layers("bbh", hypernet=hypernetwork() if hypernetwork else None)
             ),
             prior=prior(),
-            discriminator=bbh_tf.Discriminator(conditional=FLAGS.conditional),
+            kl_estimator=shared_flags.kl_estimator(),
             num_examples=num_examples,
             num_weight_samples=FLAGS.num_weight_samples,
             kl_weight=FLAGS.kl_weight,
-            discriminator_steps=FLAGS.discriminator_steps,
-            discriminator_warmup_steps=FLAGS.discriminator_warmup_steps,
-            discriminator_sample_size=FLAGS.discriminator_sample_size or None,
         )
         model.compile(
             optimizer=adam(FLAGS.learning_rate),
@@ -267,9 +241,7 @@ def flag_values():
         for name in (
             "method", "epochs", "batch_size", "data_dir", "seed",
             "train_size", "num_samples", "learning_rate", "dropout_rate",
-            "kl_weight", "num_weight_samples", "discriminator_steps",
-            "discriminator_learning_rate", "conditional", "classes",
-            "jit_compile", "discriminator_sample_size",
+            "kl_weight", "num_weight_samples", "classes", "jit_compile",
         )
     } | shared_flags.values()
 
@@ -380,16 +352,12 @@ def selected_classes():
 
 def load(flatten):
     """Training (``--train_size``, ``--classes``) and test sets."""
-    for name in ("epochs", "batch_size", "num_samples", "num_weight_samples",
-                 "discriminator_steps"):
+    for name in ("epochs", "batch_size", "num_samples", "num_weight_samples"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     if FLAGS.train_size < 0:
         raise app.UsageError("--train_size must be >= 0.")
-    shared_flags.check({
-        "learning_rate": FLAGS.learning_rate,
-        "discriminator_learning_rate": FLAGS.discriminator_learning_rate,
-    })
+    shared_flags.check({"learning_rate": FLAGS.learning_rate})
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
         raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
     if not 0 <= FLAGS.dropout_rate < 1:

@@ -1,7 +1,9 @@
 """What the toy and MNIST examples share: flags for the prior, Adam's
-epsilon, how the discriminator is warmed up and clipped and how the
-hypernetwork draws its noise; and the record of the machine and library
-versions that their results JSONs carry.
+epsilon, Bayes by Hypernet's posterior (semi-implicit or the paper's
+deterministic generator, how the hypernetwork draws its noise) and its KL
+estimator (with the discriminator's settings for the adversarial one); and
+the record of the machine and library versions that their results JSONs
+carry.
 
 Defined once here so that both scripts (and the flagfiles that reproduce the
 authors' notebooks) spell and check them the same way.
@@ -27,10 +29,50 @@ flags.DEFINE_list(
     "N(0, sigma2^2)); empty: the package default ScaleMixturePrior().",
 )
 flags.DEFINE_float("adam_epsilon", 1e-7, "Epsilon of every Adam optimizer.")
+flags.DEFINE_enum(
+    "kl_estimator", "semi_implicit",
+    ["semi_implicit", "nearest_neighbour", "adversarial", "adversarial_joint"],
+    "Bayes by Hypernet's KL estimator (bbh_tf.kl): the semi-implicit bound, "
+    "k-NN entropy, or a discriminator (per value, or on whole draws).",
+)
+flags.DEFINE_integer(
+    "num_mixture_draws", 64,
+    "Bayes by Hypernet, semi_implicit: fresh noise draws in the bound's mixture.",
+    lower_bound=0,
+)
+flags.DEFINE_bool(
+    "semi_implicit", True,
+    "Bayes by Hypernet: a learned sigma per generated value (a semi-implicit "
+    "posterior with a density); False: the paper's deterministic generator.",
+)
+flags.DEFINE_float(
+    "init_stddev", 0.01, "Bayes by Hypernet: initial sigma of every generated value."
+)
+flags.DEFINE_integer(
+    "discriminator_steps", 5,
+    "Bayes by Hypernet, adversarial: discriminator updates per training step.",
+)
+flags.DEFINE_float(
+    "discriminator_learning_rate", 1e-2,
+    "Bayes by Hypernet: Adam learning rate of the KL estimator's own weights "
+    "(the discriminator).",
+)
+flags.DEFINE_bool(
+    "conditional", True,
+    "Bayes by Hypernet, adversarial: the discriminator sees each value's "
+    "position (per-position KL); False is the paper's pooled form.",
+)
+flags.DEFINE_integer(
+    "discriminator_sample_size", 0,
+    "Bayes by Hypernet, adversarial: values the discriminator scores per step "
+    "(a random subset, the KL estimate scaled to stay unbiased); 0: all.",
+    lower_bound=0,
+)
 flags.DEFINE_integer(
     "discriminator_warmup_steps",
     0,
-    "Bayes by Hypernet: discriminator updates before the first model update.",
+    "Bayes by Hypernet, adversarial: discriminator updates before the first "
+    "model update.",
 )
 flags.DEFINE_float(
     "discriminator_clipvalue",
@@ -51,8 +93,11 @@ flags.DEFINE_integer(
     "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
 )
 
-NAMES = ("prior", "adam_epsilon", "discriminator_warmup_steps",
-         "discriminator_clipvalue", "noise_per_chunk", "hypernet_output_dim")
+NAMES = ("prior", "adam_epsilon", "kl_estimator", "num_mixture_draws",
+         "semi_implicit", "init_stddev", "discriminator_steps",
+         "discriminator_learning_rate", "conditional", "discriminator_sample_size",
+         "discriminator_warmup_steps", "discriminator_clipvalue", "noise_per_chunk",
+         "hypernet_output_dim")
 
 
 def prior():
@@ -61,10 +106,30 @@ def prior():
 
 
 def hypernetwork():
-    """A ``HyperNetwork`` as ``--hypernet_output_dim`` and
-    ``--noise_per_chunk`` say (the paper's sizes otherwise)."""
+    """A ``HyperNetwork`` as ``--hypernet_output_dim``, ``--noise_per_chunk``,
+    ``--semi_implicit`` and ``--init_stddev`` say (the paper's sizes otherwise)."""
     return bbh_tf.HyperNetwork(
-        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk
+        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk,
+        semi_implicit=FLAGS.semi_implicit, init_stddev=FLAGS.init_stddev,
+    )
+
+
+def kl_estimator():
+    """Bayes by Hypernet's ``bbh_tf.kl`` estimator as ``--kl_estimator`` and
+    the discriminator flags say."""
+    if FLAGS.kl_estimator == "semi_implicit":
+        return bbh_tf.kl.SemiImplicitKL(FLAGS.num_mixture_draws)
+    if FLAGS.kl_estimator == "nearest_neighbour":
+        return bbh_tf.kl.NearestNeighbourKL()
+    if FLAGS.kl_estimator == "adversarial_joint":
+        discriminator = bbh_tf.JointDiscriminator()
+    else:
+        discriminator = bbh_tf.Discriminator(conditional=FLAGS.conditional)
+    return bbh_tf.kl.AdversarialKL(
+        discriminator,
+        steps=FLAGS.discriminator_steps,
+        warmup_steps=FLAGS.discriminator_warmup_steps,
+        sample_size=FLAGS.discriminator_sample_size or None,
     )
 
 
@@ -128,6 +193,8 @@ def check(positive=None):
     positive = dict(
         positive or {}, adam_epsilon=FLAGS.adam_epsilon,
         hypernet_output_dim=FLAGS.hypernet_output_dim,
+        init_stddev=FLAGS.init_stddev, discriminator_steps=FLAGS.discriminator_steps,
+        discriminator_learning_rate=FLAGS.discriminator_learning_rate,
     )
     if FLAGS.discriminator_clipvalue is not None:
         positive["discriminator_clipvalue"] = FLAGS.discriminator_clipvalue

@@ -64,7 +64,8 @@ def test_one_set_of_hypernetwork_variables_however_many_layers(mode):
     hyper_ids = {id(v) for v in hypernet.trainable_variables}
     assert len(hyper_ids) == 6
     assert hyper_ids <= _variable_ids(net)
-    per_layer = 2 if mode == "weight_norm" else 0  # direction + bias
+    # direction + bias, and every layer's conditional means and sigmas.
+    per_layer = (2 if mode == "weight_norm" else 0) + 2
     assert len(net.trainable_variables) == 6 + 4 * per_layer
     assert all(layer.hypernet is hypernet for layer in layers)
 
@@ -77,7 +78,8 @@ def test_sharing_in_functional_and_subclassed_models_in_any_build_order():
     second.build((None, 5))
     inputs = keras.Input((3,))
     functional = keras.Model(inputs, second(first(inputs)))
-    assert len({id(v) for v in functional.trainable_variables}) == 6 + 2
+    # 6 shared, direction + bias of the first, means + sigmas of both.
+    assert len({id(v) for v in functional.trainable_variables}) == 6 + 2 + 2 * 2
 
     class Subclassed(keras.Model):
         def __init__(self):
@@ -91,7 +93,7 @@ def test_sharing_in_functional_and_subclassed_models_in_any_build_order():
 
     model = Subclassed()
     model(np.zeros((2, 3), "float32"))
-    assert len(model.trainable_variables) == 6 + 4
+    assert len(model.trainable_variables) == 6 + 4 + 2 * 2
     assert model.a.hypernet is model.b.hypernet
 
 

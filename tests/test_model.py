@@ -11,19 +11,26 @@ import bbh_tf
 from conftest import blobs, compiled_model, small_classifier
 
 
-def test_fit_lowers_the_loss_and_logs_every_quantity():
+@pytest.mark.parametrize("estimator", sorted(bbh_tf.kl.ESTIMATORS))
+def test_fit_lowers_the_loss_and_logs_every_quantity(estimator):
     x, y = blobs()
-    model = compiled_model()
+    model = compiled_model(kl_estimator=estimator)
     history = model.fit(x, y, batch_size=32, epochs=6, verbose=0).history
-    for key in ("loss", "nll", "kl", "discriminator_loss",
-                "discriminator_accuracy", "accuracy"):
+    logged = ("loss", "nll", "kl", "accuracy") + model.kl_estimator.log_names
+    for key in logged:
         assert key in history and all(np.isfinite(history[key])), key
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.9
-    # The discriminator loss is a sum of two logistic losses: at most about
-    # 2 ln 2 when it cannot tell the classes apart.
-    assert 0 < history["discriminator_loss"][-1] < 2 * math.log(2) + 0.1
-    # Evaluation trains no discriminator, so it logs none of its quantities.
+    if estimator == "adversarial":
+        # A sum of two logistic losses: at most about 2 ln 2 when the
+        # discriminator cannot tell the classes apart.
+        assert 0 < history["discriminator_loss"][-1] < 2 * math.log(2) + 0.1
+    else:
+        # The KL is what the estimator logs it to be made of.
+        np.testing.assert_allclose(
+            history["kl"], np.subtract(history["cross_entropy"], history["entropy"]),
+            rtol=1e-4)
+    # Evaluation trains no estimator, so it logs none of its quantities.
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
     assert set(logs) == {"loss", "nll", "kl", "accuracy"}, logs
 
@@ -36,40 +43,47 @@ def test_loss_is_nll_plus_kl_over_num_examples():
     assert logs["loss"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
-def test_kl_gradient_reaches_only_the_hypernetwork():
-    x, y = blobs(n=32)
+def test_kl_gradient_reaches_the_whole_posterior():
+    x, _ = blobs(n=32)
     model = compiled_model(num_examples=32)
     model.build(x.shape)
-    _, generated = model._split_forward(tf.constant(x), training=True)
     with tf.GradientTape() as tape:
-        _, generated = model._split_forward(tf.constant(x), training=True)
-        kl = model.kl_estimate(generated)
-    hyper = model.hypernets[0].trainable_variables
-    gradients = tape.gradient(kl, hyper + model.discriminator.trainable_variables)
-    assert all(g is not None for g in gradients[: len(hyper)])
+        _, draws = model._split_forward(tf.constant(x), training=True)
+        kl = model.kl_estimate(draws)
+    variables = model.hypernets[0].trainable_variables + [
+        v for layer in model.hyper_layers
+        for v in (layer.generated_mean, layer.stddev_rho)
+    ]
+    gradients = tape.gradient(kl, variables)
+    assert all(g is not None and np.any(g.numpy() != 0) for g in gradients)
 
 
 def test_one_joint_draw_across_layers_per_weight_sample():
     model = compiled_model()
     model.build((None, 6))
-    noise = model._draw_noise(3)
-    (generated,) = model._generate(noise)  # one group: one shared hypernet
+    (noise,) = model._draw_noise(3)  # one group: one shared hypernet
+    (draws,) = model.draw(3, [noise])
     first, second = model.hyper_layers
     # The same noise row feeds every layer; only the position codes differ.
     # Generating the layers together equals generating each on its own.
-    together = tf.split(generated, model._groups[0].chunks, axis=1)
+    together = tf.split(draws.mean, model._groups[0].chunks, axis=1)
     for layer, part in zip((first, second), together):
-        alone = layer.generate(noise[id(layer.hypernet)])
-        np.testing.assert_allclose(part.numpy(), alone.numpy(), rtol=1e-5, atol=1e-6)
-    assert generated.shape[0] == 3
+        alone = layer.conditional_mean(
+            tf.reshape(layer.generate(noise.eps), (3, -1))[:, : layer.num_generated])
+        flat = tf.reshape(part, (3, -1))[:, : layer.num_generated]
+        np.testing.assert_allclose(flat.numpy(), alone.numpy(), rtol=1e-5, atol=1e-6)
+    # The values add each value's own noise sigma * xi to the mean.
+    sigma = model._groups[0].stddev()
+    np.testing.assert_allclose(
+        (draws.values - draws.mean).numpy(), (sigma * noise.xi).numpy(), atol=1e-6)
 
 
 def test_discriminator_steps_warmup_and_kl_schedule():
     x, y = blobs(n=64)
     schedule = keras.optimizers.schedules.PolynomialDecay(0.0, 10, end_learning_rate=1.0)
     model = compiled_model(
-        num_examples=64, discriminator_steps=2, discriminator_warmup_steps=5,
-        kl_weight=schedule,
+        num_examples=64, kl_weight=schedule,
+        kl_estimator=bbh_tf.kl.AdversarialKL(steps=2, warmup_steps=5),
     )
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     # 5 warm-up updates, then 2 per batch for 2 batches.
@@ -78,6 +92,14 @@ def test_discriminator_steps_warmup_and_kl_schedule():
     # A second fit does not warm up again.
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert int(model.discriminator_optimizer.iterations) == 9 + 4
+
+
+def test_estimators_without_weights_leave_the_discriminator_optimizer_idle():
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert model.kl_estimator.trainable_variables == []
+    assert int(model.discriminator_optimizer.iterations) == 0
 
 
 def test_toy_regression_std_grows_away_from_the_data():
@@ -191,12 +213,9 @@ def test_non_finite_loss_stops_fit_with_a_message():
         ({"num_weight_samples": 0}, ValueError, "num_weight_samples"),
         ({"kl_weight": -1.0}, ValueError, "kl_weight"),
         ({"kl_weight": float("nan")}, ValueError, "kl_weight"),
-        ({"discriminator_steps": 0}, ValueError, "discriminator_steps"),
-        ({"discriminator_warmup_steps": -1}, ValueError, "discriminator_warmup_steps"),
-        ({"discriminator_sample_size": 0}, ValueError, "discriminator_sample_size"),
-        ({"discriminator_sample_size": 2.5}, TypeError, "discriminator_sample_size"),
+        ({"kl_estimator": "exact"}, ValueError, "kl_estimator"),
+        ({"kl_estimator": keras.Sequential()}, ValueError, "kl_estimator"),
         ({"prior": "gaussian"}, TypeError, "prior"),
-        ({"discriminator": keras.Sequential()}, TypeError, "discriminator"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, error, match):
@@ -270,7 +289,7 @@ def test_fit_builds_from_a_generator_it_cannot_inspect():
     model = compiled_model(num_examples=64)
     history = model.fit(batches(), steps_per_epoch=2, epochs=2, verbose=0).history
     assert model.built and np.isfinite(history["loss"]).all()
-    assert int(model.discriminator_optimizer.iterations) == 4
+    assert int(model.optimizer.iterations) == 4
 
 
 def test_one_optimizer_object_for_both_roles_is_refused():
@@ -282,17 +301,20 @@ def test_one_optimizer_object_for_both_roles_is_refused():
 
 def test_discriminator_sample_size_keeps_the_kl_estimate_unbiased():
     x, _ = blobs(n=32)
-    model = compiled_model(small_classifier(mode="full"), num_examples=32)
+    estimator = bbh_tf.kl.AdversarialKL()
+    model = compiled_model(
+        small_classifier(mode="full"), num_examples=32, kl_estimator=estimator
+    )
     model.build(x.shape)
-    _, generated = model._split_forward(tf.constant(x), training=True)
-    total = sum(len(group.used) for group in model._groups)  # 6*12+12+12*3+3
-    every = float(model.kl_estimate(generated))
+    _, draws = model._split_forward(tf.constant(x), training=True)
+    total = sum(group.num_values for group in model._groups)  # 6*12+12+12*3+3
+    every = float(model.kl_estimate(draws))
     # A subset at least as large as the whole is the whole, exactly.
-    model.discriminator_sample_size = total
-    assert float(model.kl_estimate(generated)) == pytest.approx(every, rel=1e-6)
+    estimator.sample_size = total
+    assert float(model.kl_estimate(draws)) == pytest.approx(every, rel=1e-6)
     # A random tenth, scaled up: right on average over many subsets.
-    model.discriminator_sample_size = total // 10
-    estimates = np.array([float(model.kl_estimate(generated)) for _ in range(400)])
+    estimator.sample_size = total // 10
+    estimates = np.array([float(model.kl_estimate(draws)) for _ in range(400)])
     assert estimates.std() > 0
     standard_error = estimates.std() / np.sqrt(len(estimates))
     assert abs(estimates.mean() - every) < 4 * standard_error, (
@@ -302,16 +324,16 @@ def test_discriminator_sample_size_keeps_the_kl_estimate_unbiased():
 def test_training_with_a_discriminator_subsample():
     x, y = blobs()
     model = compiled_model(
-        small_classifier(mode="full"), discriminator_sample_size=24
+        small_classifier(mode="full"),
+        kl_estimator=bbh_tf.kl.AdversarialKL(sample_size=24),
     )
     history = model.fit(x, y, batch_size=32, epochs=6, verbose=0).history
     assert np.isfinite(history["kl"]).all()
     assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
     assert history["accuracy"][-1] > 0.9
-    config = model.get_config()
-    assert config["discriminator_sample_size"] == 24
+    config = keras.saving.serialize_keras_object(model)["config"]
     restored = bbh_tf.BayesByHypernet.from_config(config)
-    assert restored.discriminator_sample_size == 24
+    assert restored.kl_estimator.sample_size == 24
 
 
 def _prediction_network(kind, mode):
@@ -338,7 +360,7 @@ def test_prediction_passes_the_batch_once_to_the_first_hyper_layer(kind, mode):
     model = bbh_tf.BayesByHypernet(network, num_examples=10)
     model.build(x.shape)
     assert model._shared_input_layer is first
-    noise = {id(h): h.sample_noise(4) for h in model.hypernets}
+    noise = model._draw_noise(4)
     shared = model.sample_predictions(x, 4, noise=noise).numpy()
     # The general path: the batch tiled once per draw through every layer.
     tiled = bbh_tf.PredictiveModel._sample_batch(model, x, 4, noise=noise)
