@@ -79,6 +79,33 @@ def input_shared_by_draws(layer):
     return getattr(_INJECTED, "shared_input", None) == id(layer)
 
 
+class _ScaledDense(keras.layers.Layer):
+    """``activation(scale * (x @ K + b))`` with ``K`` stored divided by
+    ``scale``: the same function at initialisation as a Dense layer with
+    ``kernel_initializer``, but an optimizer's step on ``K`` and ``b`` moves
+    the layer's effective weights ``scale`` times as far (a learning-rate
+    multiplier that needs no optimizer support)."""
+
+    def __init__(self, units, activation, kernel_initializer, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = activation
+        self.kernel_initializer = kernel_initializer
+        self.scale = scale
+
+    def build(self, input_shape):
+        initializer = self.kernel_initializer
+        self.kernel = self.add_weight(
+            name="kernel", shape=(int(input_shape[-1]), self.units),
+            initializer=lambda shape, dtype=None: initializer(shape, dtype) / self.scale,
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        outputs = keras.ops.matmul(inputs, self.kernel) + self.bias
+        return self.activation(self.scale * outputs)
+
+
 @keras.saving.register_keras_serializable(package="bbh_tf")
 class HyperNetwork(keras.layers.Layer):
     """MLP hypernetwork generating weights from noise and a position code.
@@ -111,6 +138,12 @@ class HyperNetwork(keras.layers.Layer):
             density everywhere. False: the paper's deterministic generator.
         init_stddev: Initial ``sigma`` of every generated value, > 0. Used
             with ``semi_implicit=True`` only. Default 0.01.
+        learning_rate_scale: The hypernetwork's weights move this fraction
+            of what the optimizer's step would move a plain weight, in
+            (0, 1] (they are stored divided by it). A step of Adam moves each
+            weight by about the learning rate, and each generated value sums
+            hundreds of such moves, so at the same rate the generated values
+            move far faster than the network's own weights. Default 0.1.
 
     Call: ``hypernet(noise, codes)`` with ``codes`` of shape
     ``(num_chunks, code_dim)`` and ``noise`` of shape
@@ -139,6 +172,7 @@ class HyperNetwork(keras.layers.Layer):
         noise_per_chunk=False,
         semi_implicit=True,
         init_stddev=0.01,
+        learning_rate_scale=0.1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -154,20 +188,25 @@ class HyperNetwork(keras.layers.Layer):
         self.noise_per_chunk = _checks.boolean("noise_per_chunk", noise_per_chunk)
         self.semi_implicit = _checks.boolean("semi_implicit", semi_implicit)
         self.init_stddev = _checks.positive_float("init_stddev", init_stddev)
+        self.learning_rate_scale = _checks.positive_float(
+            "learning_rate_scale", learning_rate_scale
+        )
+        if self.learning_rate_scale > 1:
+            raise ValueError(
+                "`learning_rate_scale` must be in (0, 1], got "
+                f"{self.learning_rate_scale}."
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.hidden_layers = [
-            keras.layers.Dense(
-                units,
-                activation=self.activation,
-                kernel_initializer=self.kernel_initializer,
-                name=f"hidden_{i}",
+            _ScaledDense(
+                units, self.activation, self.kernel_initializer,
+                self.learning_rate_scale, name=f"hidden_{i}",
             )
             for i, units in enumerate(self.hidden_units)
         ]
-        self.output_layer = keras.layers.Dense(
-            self.output_dim,
-            kernel_initializer=self.kernel_initializer,
-            name="output",
+        self.output_layer = _ScaledDense(
+            self.output_dim, keras.activations.linear, self.kernel_initializer,
+            self.learning_rate_scale, name="output",
         )
 
     def build(self, noise_shape=None, codes_shape=None):
@@ -275,6 +314,7 @@ class HyperNetwork(keras.layers.Layer):
                 "noise_per_chunk": self.noise_per_chunk,
                 "semi_implicit": self.semi_implicit,
                 "init_stddev": self.init_stddev,
+                "learning_rate_scale": self.learning_rate_scale,
             }
         )
         return config

@@ -9,14 +9,16 @@ median per variant. Variants:
 * ``ml_weight_norm``: the plain network with deterministic weight
   normalisation (what weight normalisation alone costs);
 * ``bbh_generation_only``: Bayes by Hypernet's model step without the KL
-  term and without any discriminator update (what the hypernetwork, the
-  batch split across draws and the per-draw scaling cost);
-* ``bbh_no_discriminator``: the same model step with the KL term's pass
-  through the discriminator, without any discriminator update (what the
-  discriminator update costs);
-* ``bbh``: Bayes by Hypernet with the package defaults (one discriminator
-  update per step, shared with the model update);
-* ``bbh_two_updates``: ``discriminator_steps=2`` (what one more, separate
+  term (what the hypernetwork, the batch split across draws and the
+  per-draw scaling cost);
+* ``bbh``: Bayes by Hypernet with the package defaults (the semi-implicit
+  bound);
+* ``bbh_nearest_neighbour``: the nearest-neighbour estimator;
+* ``bbh_no_discriminator``: the adversarial estimator's KL term (a pass
+  through the discriminator) without any discriminator update;
+* ``bbh_adversarial``: the adversarial estimator, one discriminator update
+  per step, shared with the model update;
+* ``bbh_two_updates``: the same with ``steps=2`` (what one more, separate
   update costs).
 
 ``--jit`` compiles every variant with XLA. Run::
@@ -48,13 +50,20 @@ flags.DEFINE_integer("rounds", 7, "Interleaved rounds.")
 flags.DEFINE_bool("jit", False, "Compile every variant with XLA.")
 
 VARIANTS = (
-    "ml", "ml_weight_norm", "bbh_generation_only", "bbh_no_discriminator", "bbh",
-    "bbh_two_updates",
+    "ml", "ml_weight_norm", "bbh_generation_only", "bbh", "bbh_nearest_neighbour",
+    "bbh_no_discriminator", "bbh_adversarial", "bbh_two_updates",
 )
+ESTIMATORS = {
+    "bbh_nearest_neighbour": "nearest_neighbour",
+    "bbh_no_discriminator": "adversarial",
+    "bbh_adversarial": "adversarial",
+    "bbh_two_updates": bbh_tf.kl.AdversarialKL(steps=2),
+}
 
 
 class _NoDiscriminatorUpdate(bbh_tf.BayesByHypernet):
-    """Bayes by Hypernet's model update alone (for timing only)."""
+    """Bayes by Hypernet's model update alone, no update of the estimator's
+    weights (for timing only)."""
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -93,7 +102,7 @@ def build(variant):
     model = cls(
         mnist_mlp.mlp(mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork())),
         num_examples=60000,
-        discriminator_steps=2 if variant == "bbh_two_updates" else 1,
+        kl_estimator=ESTIMATORS.get(variant, "semi_implicit"),
     )
     model.compile(
         optimizer="adam",

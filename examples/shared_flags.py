@@ -48,6 +48,12 @@ flags.DEFINE_bool(
 flags.DEFINE_float(
     "init_stddev", 0.01, "Bayes by Hypernet: initial sigma of every generated value."
 )
+flags.DEFINE_float(
+    "hypernet_learning_rate_scale", 0.1,
+    "Bayes by Hypernet: the hypernetwork's weights learn at this fraction of "
+    "the optimizer's rate (HyperNetwork(learning_rate_scale=...)); 1: as "
+    "plain weights, the paper's.",
+)
 flags.DEFINE_integer(
     "discriminator_steps", 5,
     "Bayes by Hypernet, adversarial: discriminator updates per training step.",
@@ -94,7 +100,8 @@ flags.DEFINE_integer(
 )
 
 NAMES = ("prior", "adam_epsilon", "kl_estimator", "num_mixture_draws",
-         "semi_implicit", "init_stddev", "discriminator_steps",
+         "semi_implicit", "init_stddev", "hypernet_learning_rate_scale",
+         "discriminator_steps",
          "discriminator_learning_rate", "conditional", "discriminator_sample_size",
          "discriminator_warmup_steps", "discriminator_clipvalue", "noise_per_chunk",
          "hypernet_output_dim")
@@ -107,10 +114,11 @@ def prior():
 
 def hypernetwork():
     """A ``HyperNetwork`` as ``--hypernet_output_dim``, ``--noise_per_chunk``,
-    ``--semi_implicit`` and ``--init_stddev`` say (the paper's sizes otherwise)."""
+    ``--semi_implicit``, ``--init_stddev`` and ``--hypernet_learning_rate_scale`` say (the paper's sizes otherwise)."""
     return bbh_tf.HyperNetwork(
         output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk,
         semi_implicit=FLAGS.semi_implicit, init_stddev=FLAGS.init_stddev,
+        learning_rate_scale=FLAGS.hypernet_learning_rate_scale,
     )
 
 
@@ -201,6 +209,11 @@ def check(positive=None):
     for name, value in positive.items():
         if not (np.isfinite(value) and value > 0):
             raise app.UsageError(f"--{name} must be a finite number > 0, got {value}.")
+    if not 0 < FLAGS.hypernet_learning_rate_scale <= 1:
+        raise app.UsageError(
+            "--hypernet_learning_rate_scale must be in (0, 1], got "
+            f"{FLAGS.hypernet_learning_rate_scale}."
+        )
     if FLAGS.discriminator_warmup_steps < 0:
         raise app.UsageError("--discriminator_warmup_steps must be >= 0.")
     if FLAGS.prior:

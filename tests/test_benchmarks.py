@@ -62,8 +62,8 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
         for line in table if line.strip()
     }
     assert set(rows) == {
-        "ml", "ml_weight_norm", "bbh_generation_only", "bbh_no_discriminator",
-        "bbh", "bbh_two_updates",
+        "ml", "ml_weight_norm", "bbh_generation_only", "bbh", "bbh_nearest_neighbour",
+        "bbh_no_discriminator", "bbh_adversarial", "bbh_two_updates",
     }
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
@@ -113,13 +113,12 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
         "import epoch_time\n"
         "epoch_time.FLAGS(['epoch_time'])\n"
-        "for name in ('bbh_default', 'bbh_default_one_draw', 'bbh_shared_noise'):\n"
-        "    model = getattr(epoch_time, 'build_' + name)(256)\n"
+        "for name, model in (('bbh_paper', epoch_time.build_earlier_bbh(256)),\n"
+        "                    ('bbh_per_value', epoch_time.build_earlier_bbh(256, True)),\n"
+        "                    ('bbh', epoch_time.mnist_mlp.BUILDERS['bbh'](256))):\n"
         "    h = model.network.layers[0].hypernet\n"
-        "    print(name, h.noise_per_chunk, h.output_dim, model.num_weight_samples)\n"
-        "model = epoch_time.mnist_mlp.BUILDERS['bbh'](256)\n"
-        "h = model.network.layers[0].hypernet\n"
-        "print('bbh', h.noise_per_chunk, h.output_dim, model.num_weight_samples)\n"
+        "    print(name, h.semi_implicit, h.noise_per_chunk, h.output_dim,\n"
+        "          type(model.kl_estimator).__name__)\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     built = subprocess.run(
@@ -127,36 +126,37 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert built.returncode == 0, built.stderr[-4000:]
-    assert built.stdout.split("\n")[-5:-1] == [
-        "bbh_default False 256 5", "bbh_default_one_draw False 256 1",
-        "bbh_shared_noise False 256 5", "bbh True 1 5"]
+    assert built.stdout.split("\n")[-4:-1] == [
+        "bbh_paper False False 256 AdversarialKL",
+        "bbh_per_value False True 1 AdversarialKL",
+        "bbh True False 256 SemiImplicitKL"]
     output = tmp_path / "epoch_time.json"
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
          f"--data_dir={os.path.abspath(MNIST_DIR)}", "--train_size=256",
-         "--methods=ml,bbh_default,bbh_default_one_draw,bbh_shared_noise,bbh",
+         "--methods=ml,bbh_paper,bbh_per_value,bbh",
          "--rounds=2",
          f"--output={output}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(output.read_text())["results"]
-    assert set(results) == {
-        "ml", "bbh_default", "bbh_default_one_draw", "bbh_shared_noise", "bbh"}
+    assert set(results) == {"ml", "bbh_paper", "bbh_per_value", "bbh"}
     # An unknown method is a usage error naming the flag, before any data.
     rejected = subprocess.run(
         [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
-         f"--data_dir={tmp_path / 'no_data'}", "--methods=ml,bbh_defualt",
+         f"--data_dir={tmp_path / 'no_data'}", "--methods=ml,bbh_papr",
          f"--output={tmp_path / 'rejected.json'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--methods must name methods of" in rejected.stderr
-    assert "bbh_defualt" in rejected.stderr
+    assert "bbh_papr" in rejected.stderr
     assert not (tmp_path / "rejected.json").exists()
     assert results["ml"]["ratio_to_ml"] == 1.0
     saved_flags = json.loads(output.read_text())["flags"]
-    assert saved_flags["num_weight_samples"] == 5 and saved_flags["noise_per_chunk"] is True
+    assert saved_flags["num_weight_samples"] == 5 and saved_flags["noise_per_chunk"] is False
+    assert saved_flags["kl_estimator"] == "semi_implicit"
     assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
                for r in results.values())
 
