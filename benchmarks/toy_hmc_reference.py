@@ -299,6 +299,12 @@ def main(argv):
                          "output_layer_from", "with_methods")
         },
         "hmc": summary,
+        # The band itself, for the example's dashed reference band.
+        "band": {
+            "x": grid.tolist(),
+            "mean": mean[: len(grid)].tolist(),
+            "std": std[: len(grid)].tolist(),
+        },
         "prior": prior_summary,
         "methods": methods,
         "output_layer": None if output_layer is None else {

@@ -36,7 +36,7 @@ flags.DEFINE_enum(
     "k-NN entropy, or a discriminator (per value, or on whole draws).",
 )
 flags.DEFINE_integer(
-    "num_mixture_draws", 64,
+    "num_mixture_draws", 16,
     "Bayes by Hypernet, semi_implicit: fresh noise draws in the bound's mixture.",
     lower_bound=0,
 )
@@ -46,7 +46,7 @@ flags.DEFINE_bool(
     "posterior with a density); False: the paper's deterministic generator.",
 )
 flags.DEFINE_float(
-    "init_stddev", 0.01, "Bayes by Hypernet: initial sigma of every generated value."
+    "hypernet_init_stddev", 0.01, "Bayes by Hypernet: initial sigma of every generated value."
 )
 flags.DEFINE_float(
     "hypernet_learning_rate_scale", 0.1,
@@ -98,13 +98,16 @@ flags.DEFINE_bool(
 flags.DEFINE_integer(
     "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
 )
+flags.DEFINE_integer(
+    "hypernet_noise_dim", 64, "Bayes by Hypernet: size of the hypernetwork's noise."
+)
 
 NAMES = ("prior", "adam_epsilon", "kl_estimator", "num_mixture_draws",
-         "semi_implicit", "init_stddev", "hypernet_learning_rate_scale",
+         "semi_implicit", "hypernet_init_stddev", "hypernet_learning_rate_scale",
          "discriminator_steps",
          "discriminator_learning_rate", "conditional", "discriminator_sample_size",
          "discriminator_warmup_steps", "discriminator_clipvalue", "noise_per_chunk",
-         "hypernet_output_dim")
+         "hypernet_output_dim", "hypernet_noise_dim")
 
 
 def prior():
@@ -113,11 +116,13 @@ def prior():
 
 
 def hypernetwork():
-    """A ``HyperNetwork`` as ``--hypernet_output_dim``, ``--noise_per_chunk``,
-    ``--semi_implicit``, ``--init_stddev`` and ``--hypernet_learning_rate_scale`` say (the paper's sizes otherwise)."""
+    """A ``HyperNetwork`` as ``--hypernet_noise_dim``, ``--hypernet_output_dim``,
+    ``--noise_per_chunk``,
+    ``--semi_implicit``, ``--hypernet_init_stddev`` and ``--hypernet_learning_rate_scale`` say (the paper's sizes otherwise)."""
     return bbh_tf.HyperNetwork(
+        noise_dim=FLAGS.hypernet_noise_dim,
         output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk,
-        semi_implicit=FLAGS.semi_implicit, init_stddev=FLAGS.init_stddev,
+        semi_implicit=FLAGS.semi_implicit, init_stddev=FLAGS.hypernet_init_stddev,
         learning_rate_scale=FLAGS.hypernet_learning_rate_scale,
     )
 
@@ -201,7 +206,8 @@ def check(positive=None):
     positive = dict(
         positive or {}, adam_epsilon=FLAGS.adam_epsilon,
         hypernet_output_dim=FLAGS.hypernet_output_dim,
-        init_stddev=FLAGS.init_stddev, discriminator_steps=FLAGS.discriminator_steps,
+        hypernet_noise_dim=FLAGS.hypernet_noise_dim,
+        hypernet_init_stddev=FLAGS.hypernet_init_stddev, discriminator_steps=FLAGS.discriminator_steps,
         discriminator_learning_rate=FLAGS.discriminator_learning_rate,
     )
     if FLAGS.discriminator_clipvalue is not None:

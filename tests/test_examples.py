@@ -108,9 +108,12 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
         "    'bbb_priors': [l.prior.get_config() for l in bbb.network.layers\n"
         "                   if hasattr(l, 'prior')],\n"
         "    'draws': bbh.num_weight_samples, 'kl_weight': bbh.kl_weight,\n"
-        "    'conditional': bbh.discriminator.conditional,\n"
-        "    'steps': bbh.discriminator_steps,\n"
-        f"    'warmup': bbh.discriminator_warmup_steps, **{extra}}}))\n"
+        "    'estimator': type(bbh.kl_estimator).__name__,\n"
+        "    'semi_implicit': bbh.hypernets[0].semi_implicit,\n"
+        "    'learning_rate_scale': bbh.hypernets[0].learning_rate_scale,\n"
+        "    'conditional': bbh.kl_estimator.discriminator.conditional,\n"
+        "    'steps': bbh.kl_estimator.steps,\n"
+        f"    'warmup': bbh.kl_estimator.warmup_steps, **{extra}}}))\n"
     )
     return printed_json(module, script, cwd=cwd)
 
@@ -177,6 +180,9 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     assert built["bbh_prior"] == authors_prior
     assert built["bbb_priors"] == [authors_prior, authors_prior]
     assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(0.1)
+    # The paper's deterministic generator and adversarial estimator.
+    assert built["estimator"] == "AdversarialKL" and built["semi_implicit"] is False
+    assert built["learning_rate_scale"] == 1.0
     assert built["conditional"] is False
     assert built["steps"] == 20 and built["warmup"] == 100
 
@@ -201,8 +207,8 @@ def test_toy_regression_runs_with_the_layer_flags(tmp_path):
 def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
     # Each layer flag builds the layer types it names (--bbb_layers=first: a
     # posterior on the first layer only, the output layer plain Dense;
-    # --bbh_layers=both: both layers generated; by default Bayes by
-    # Hypernet's first layer only, both of Bayes by Backprop's), first to
+    # --bbh_layers=both: both layers generated; by default both layers of
+    # both methods), first to
     # last: unseeded Keras initializers and seed generators take their seeds
     # when a layer is created, so the order fixes the initial weights and
     # noise streams of the default runs (and docs/results.md's toy numbers).
@@ -231,7 +237,7 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
         "         lambda h: Dense(1), lambda h: Dense(1)),\n"
         "        ('both', ['--bbh_layers=both', '--bbb_layers=both'],\n"
         "         hyper_output, lambda h: BbB(1)),\n"
-        "        ('default', [], lambda h: Dense(1), lambda h: BbB(1))]:\n"
+        "        ('default', [], hyper_output, lambda h: BbB(1))]:\n"
         "    example.FLAGS.unparse_flags()\n"
         "    example.FLAGS(['example', *flags])\n"
         "    keras.utils.set_random_seed(3)\n"
@@ -279,11 +285,9 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
         "print(json.dumps(hypernets))\n"
     )
     hypernets = printed_json(module, script, cwd=tmp_path)
-    # Defaults: the toy keeps the paper's shared noise; MNIST draws
-    # independent noise for every scale (docs/results.md, section 2.2).
-    default = [[True, 1]] if module == "mnist_mlp" else [[False, 256]]
+    # Default: the paper's shared noise, in both examples.
     assert hypernets == {
-        "per value": [[True, 1]], "shared": [[False, 256]], "default": default,
+        "per value": [[True, 1]], "shared": [[False, 256]], "default": [[False, 256]],
     }
 
 
@@ -298,7 +302,7 @@ def test_jit_compile_flag_reaches_every_mnist_model(tmp_path):
         "    example.FLAGS.unparse_flags()\n"
         "    example.FLAGS(['example', *flags])\n"
         "    models = {m: example.BUILDERS[m](256) for m in example.METHOD_NAMES}\n"
-        "    models['bbh_default'] = epoch_time.build_bbh_default(256)\n"
+        "    models['bbh_paper'] = epoch_time.build_earlier_bbh(256)\n"
         "    compiled[' '.join(flags) or 'default'] = sorted(\n"
         "        name for name, model in models.items() if model.jit_compile)\n"
         "print(json.dumps(compiled))\n"
@@ -306,7 +310,7 @@ def test_jit_compile_flag_reaches_every_mnist_model(tmp_path):
     compiled = printed_json("mnist_mlp", script, cwd=tmp_path)
     assert compiled == {
         "default": [],
-        "--jit_compile": ["bbb", "bbh", "bbh_default", "mc_dropout", "ml"],
+        "--jit_compile": ["bbb", "bbh", "bbh_paper", "mc_dropout", "ml"],
     }
 
 
@@ -332,6 +336,7 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["bbh_prior"] == authors_prior
     assert built["bbb_priors"] == [authors_prior] * 3
     assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(128 / 1610, rel=1e-3)
+    assert built["estimator"] == "AdversarialKL" and built["semi_implicit"] is False
     assert built["conditional"] is False
     assert built["steps"] == 20 and built["warmup"] == 300
     assert built["epsilons"] == [1e-5, 1e-5]
@@ -341,33 +346,13 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
-def test_shared_noise_xla_flagfile_reaches_the_models(tmp_path):
-    # The flagfile of docs/results.md section 4.1 builds the paper's
-    # shared-noise hypernetwork with one discriminator update at Adam 1e-2,
-    # five draws and an XLA-compiled step, for the example and the benchmark.
-    built = built_settings(
-        "mnist_mlp", os.path.join(REPO, "examples", "mnist_shared_noise_xla.flags"),
-        "bbh = example.BUILDERS['bbh'](60000)\nbbb = example.BUILDERS['bbb'](60000)",
-        tmp_path,
-        extra="{'hypernets': sorted({(l.hypernet.noise_per_chunk, l.hypernet.output_dim) "
-        "for l in bbh.hyper_layers}), 'jit': bbh.jit_compile, "
-        "'sample_size': bbh.discriminator_sample_size, "
-        "'rate': float(bbh.discriminator_optimizer.learning_rate)}",
-    )
-    assert built["hypernets"] == [[False, 256]]
-    assert built["steps"] == 1 and built["draws"] == 5
-    assert built["jit"] is True and built["rate"] == pytest.approx(1e-2)
-    assert built["kl_weight"] == 1.0 and built["conditional"] is True
-    assert built["sample_size"] is None  # every scale scored
-
-
 def test_discriminator_sample_size_flag_reaches_the_model(tmp_path):
     script = (
         "sizes = []\n"
         "for flags in ([], ['--discriminator_sample_size=256']):\n"
         "    example.FLAGS.unparse_flags()\n"
-        "    example.FLAGS(['example', *flags])\n"
-        "    sizes.append(example.BUILDERS['bbh'](600).discriminator_sample_size)\n"
+        "    example.FLAGS(['example', '--kl_estimator=adversarial', *flags])\n"
+        "    sizes.append(example.BUILDERS['bbh'](600).kl_estimator.sample_size)\n"
         "print(json.dumps(sizes))\n"
     )
     assert printed_json("mnist_mlp", script, cwd=tmp_path) == [None, 256]

@@ -25,7 +25,7 @@ def gaussian_group(noise_per_chunk=False, output_dim=VALUES, sigma=0.3):
     """A built group whose q is Gaussian; returns ``(group, mean, cov)``."""
     hypernet = bbh_tf.HyperNetwork(
         noise_dim=3, hidden_units=(), output_dim=output_dim, code_dim=2,
-        noise_per_chunk=noise_per_chunk,
+        noise_per_chunk=noise_per_chunk, learning_rate_scale=1.0,
     )
     layer = bbh_tf.HyperDense(2, mode="full", hypernet=hypernet)
     layer.build((None, 1))

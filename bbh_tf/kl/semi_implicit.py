@@ -29,7 +29,7 @@ class SemiImplicitKL(KLEstimator):
 
     Args:
         num_mixture_draws: Fresh noise draws ``K >= 0`` in the mixture besides
-            the step's own. Default 64. Each costs one hypernetwork pass per
+            the step's own. Default 16. Each costs one hypernetwork pass per
             group (no network pass).
 
     Example:
@@ -42,7 +42,7 @@ class SemiImplicitKL(KLEstimator):
     log_names = ("entropy", "cross_entropy")
     needs_density = True
 
-    def __init__(self, num_mixture_draws=64, **kwargs):
+    def __init__(self, num_mixture_draws=16, **kwargs):
         super().__init__(**kwargs)
         self.num_mixture_draws = _checks.non_negative_int(
             "num_mixture_draws", num_mixture_draws

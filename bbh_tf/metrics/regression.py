@@ -101,8 +101,6 @@ class _Standard:
         return float(self.distribution.quantile(tf.constant(p, tf.float64)))
 
 
-_NORMAL = _Standard()
-
 
 def predictive_log_likelihood(targets, sample_locs, sample_scales, df=None,
                               target_scale=1.0):
@@ -166,7 +164,10 @@ def _crps_term(mu, variance):
     """``E|X|`` for ``X ~ N(mu, variance)``."""
     sigma = np.sqrt(variance)
     z = mu / sigma
-    return 2 * sigma * np.exp(_NORMAL.logpdf(z)) + mu * (2 * _NORMAL.cdf(z) - 1)
+    # Built here, not at import: a tensor at import time would start
+    # TensorFlow before a multi-worker strategy can configure it.
+    normal = _Standard()
+    return 2 * sigma * np.exp(normal.logpdf(z)) + mu * (2 * normal.cdf(z) - 1)
 
 
 def crps(targets, sample_locs, sample_scales, target_scale=1.0):
