@@ -276,24 +276,28 @@ class BayesByHypernet(VariationalModel):
                 )
         # Each loss moves only its own side: the model's gradient reaches the
         # estimator's input (the generated values), not its weights.
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        updates = [(self.optimizer, tape.gradient(scaled, variables), variables)]
+        losses = [loss]
         if estimate.loss is not None:
             own = estimator.trainable_variables
-            self.discriminator_optimizer.apply_gradients(
-                zip(tape.gradient(own_scaled, own), own)
+            updates.append(
+                (self.discriminator_optimizer, tape.gradient(own_scaled, own), own)
             )
+            losses.append(estimate.loss)
         del tape
-        for tracker in self.estimator_trackers:
-            tracker.update_state(estimate.logs[tracker.name])
-        self._update_trackers(loss, data_loss, estimate.kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def test_step(self, data):
-        logs = super().test_step(data)
+        def record():
+            for tracker in self.estimator_trackers:
+                tracker.update_state(estimate.logs[tracker.name])
+            self._update_trackers(loss, data_loss, estimate.kl, tf.shape(x)[0])
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        return self._guarded_update(losses, updates, record)
+
+    @property
+    def _training_only_logs(self):
         # Evaluation trains no estimator: its trackers would log zeros.
-        names = set(self.kl_estimator.log_names)
-        return {name: value for name, value in logs.items() if name not in names}
+        return super()._training_only_logs + tuple(self.kl_estimator.log_names)
 
     def _prepare_fit(self, arguments):
         if self.discriminator_optimizer is None:

@@ -3,19 +3,18 @@
 The common base of ``BayesByHypernet`` and the baselines: it wraps a Keras
 network, builds from an input shape (recorded so ``.keras`` files rebuild on
 load), gives ``predict_distribution`` (mean and std over weight draws,
-vectorised by tiling the batch once per draw) and stops ``fit`` with a clear
-error on a non-finite loss.
+vectorised by tiling the batch once per draw) and a training step that skips
+non-finite updates (``bbh_tf.guard``).
 """
 
 import functools
 import inspect
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _checks, guard
 from bbh_tf.layers import repeat_for_draws
 from bbh_tf.likelihoods import Likelihood
 
@@ -59,26 +58,6 @@ class Prediction(tuple):
     std = property(lambda self: self[1])
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops ``fit`` with a clear error as soon as the loss is NaN or inf.
-
-    The batch that produced the loss has been applied by then, so the model's
-    weights may be non-finite; files written earlier (checkpoints) are not
-    touched, since the error comes before the epoch ends.
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.model.stop_training = True
-            raise FloatingPointError(
-                f"{type(self.model).__name__}: the training loss became "
-                f"non-finite ({float(loss)}) at batch {batch}; training "
-                "stopped. Check the data for NaN/inf values, or lower the "
-                "learning rate or kl_weight."
-            )
-
-
 class PredictiveModel(keras.Model):
     """Base class: wraps ``network`` and predicts by Monte Carlo.
 
@@ -86,12 +65,26 @@ class PredictiveModel(keras.Model):
     contiguous groups is computed (``_sample_rows``), and may add state in
     ``_build_extra``.
 
+    A training step whose loss or gradients are not finite is skipped: no
+    weight and no optimizer state changes (``bbh_tf.guard``); ``fit`` logs
+    the skipped steps as ``non_finite_steps``.
+
     Args:
         network: A Keras model or layer with one input.
+        max_non_finite_steps: How many consecutive non-finite steps ``fit``
+            skips before it stops with a ``FloatingPointError`` (the weights
+            then those before the first of them), >= 0. Default 10.
     """
 
-    def __init__(self, network, **kwargs):
+    # Logs of training only, dropped from ``evaluate``'s.
+    _training_only_logs = ("non_finite_steps",)
+
+    def __init__(self, network, max_non_finite_steps=10, **kwargs):
         super().__init__(**kwargs)
+        self.max_non_finite_steps = _checks.non_negative_int(
+            "max_non_finite_steps", max_non_finite_steps
+        )
+        self.non_finite_tracker = guard.NonFiniteSteps()
         network = deserialize(network)
         if not isinstance(network, keras.layers.Layer):
             raise TypeError(
@@ -262,8 +255,65 @@ class PredictiveModel(keras.Model):
                 with self.distribute_strategy.scope():
                     self.build(shape)
 
+    def train_step(self, data):
+        """Keras' standard step (the compiled loss), skipped if not finite."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, variables)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+
+        def record():
+            self._loss_tracker.update_state(
+                loss * replicas, sample_weight=tf.shape(x)[0]
+            )
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        return self._guarded_update(
+            [loss], [(self.optimizer, gradients, variables)], record
+        )
+
+    def _guarded_update(self, losses, updates, record):
+        """Apply ``updates`` (``(optimizer, gradients, variables)`` triples)
+        and run ``record()`` (the metric updates) only if ``losses`` and all
+        gradients are finite; count the step otherwise. Returns the logs."""
+        applied = []
+        for optimizer, gradients, variables in updates:
+            if not optimizer.built:
+                # Here, not in a branch of the condition below.
+                optimizer.build(variables)
+            pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+            if pairs:
+                applied.append((optimizer, *map(list, zip(*pairs))))
+        gradient_lists = [gradients for _, gradients, _ in applied]
+        finite = guard.all_finite(
+            list(losses) + [g for gradients in gradient_lists for g in gradients]
+        )
+
+        def apply(*gradient_lists):
+            for (optimizer, _, variables), gradients in zip(applied, gradient_lists):
+                optimizer.apply_gradients(zip(gradients, variables))
+
+        guard.apply_if(finite, apply, *gradient_lists)
+        self.non_finite_tracker.update_state(finite)
+        guard.run_if(finite, record)
+        return self.get_metrics_result()
+
+    def test_step(self, data):
+        return self._evaluation_logs(super().test_step(data))
+
+    def _evaluation_logs(self, logs):
+        """``logs`` without what only training updates."""
+        return {k: v for k, v in logs.items() if k not in self._training_only_logs}
+
     def fit(self, *args, **kwargs):
-        """``keras.Model.fit``, stopping with an error on a non-finite loss.
+        """``keras.Model.fit``; stops with a ``FloatingPointError`` after
+        more than ``max_non_finite_steps`` consecutive non-finite steps.
 
         Takes the same arguments.
         """
@@ -272,7 +322,9 @@ class PredictiveModel(keras.Model):
         arguments.pop("self")
         self._prepare_fit(arguments)
         arguments["callbacks"] = list(arguments.get("callbacks") or []) + [
-            StopOnNonFiniteLoss()
+            guard.StopOnNonFiniteSteps(
+                self.non_finite_tracker, self.max_non_finite_steps
+            )
         ]
         return super().fit(**arguments)
 
@@ -340,6 +392,7 @@ class PredictiveModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["network"] = self.network
+        config["max_non_finite_steps"] = self.max_non_finite_steps
         return config
 
 
@@ -457,7 +510,8 @@ class VariationalModel(PredictiveModel):
             self.build(x.shape)
 
     def _model_update(self, x, y, sample_weight):
-        """One optimizer step on the network's weights; returns the metrics."""
+        """One optimizer step on the network's weights, skipped if not
+        finite; returns the logs."""
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
             y_pred, loss, data_loss, kl = self._step_losses(
@@ -465,9 +519,14 @@ class VariationalModel(PredictiveModel):
             )
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        def record():
+            self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        return self._guarded_update(
+            [loss], [(self.optimizer, gradients, variables)], record
+        )
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -481,7 +540,9 @@ class VariationalModel(PredictiveModel):
             x, y, sample_weight, training=False
         )
         self._update_trackers(loss, data_loss, kl, tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._evaluation_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
 
     def get_config(self):
         config = super().get_config()

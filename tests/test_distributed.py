@@ -50,6 +50,21 @@ assert mean.shape == (10, 3)
 model, history = train(strategy, "semi_implicit")
 assert np.isfinite(history["loss"]).all() and history["accuracy"][-1] > 0.9
 assert int(model.discriminator_optimizer.iterations.numpy()) == 0
+# A NaN batch is skipped on every replica, the others train.
+bad = x.copy()
+bad[64:128, 0] = np.nan
+before = [v.numpy() for v in model.trainable_variables]
+history = model.fit(bad, y, batch_size=64, epochs=1, verbose=0, shuffle=False).history
+assert history["non_finite_steps"] == [1], history
+assert int(model.optimizer.iterations.numpy()) == 6 * 4 + 3
+assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+# Only bad batches: the weights stay as they were, bit for bit.
+before = [v.numpy() for v in model.trainable_variables]
+bad[:] = np.nan
+history = model.fit(bad, y, batch_size=64, epochs=1, verbose=0).history
+assert history["non_finite_steps"] == [4], history
+assert all(np.array_equal(a, v.numpy())
+           for a, v in zip(before, model.trainable_variables))
 print("ok", history["loss"][0], history["loss"][-1], single["nll"][0])
 """
 

@@ -196,15 +196,6 @@ def test_predict_distribution_rejects_bad_inputs():
         model.predict_distribution(np.zeros(6, "float32"))
 
 
-def test_non_finite_loss_stops_fit_with_a_message():
-    x, y = blobs(n=64)
-    x[10, 0] = np.nan
-    model = compiled_model(num_examples=64)
-    with pytest.raises(FloatingPointError, match="non-finite"):
-        model.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=False)
-    assert model.stop_training
-
-
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _checks, guard
 from bbh_tf.discriminator import Discriminator, JointDiscriminator, discriminator_loss
 from bbh_tf.kl.base import KLEstimate, KLEstimator
 from bbh_tf.predictive import deserialize, scale_for_replicas
@@ -177,7 +177,13 @@ class AdversarialKL(KLEstimator):
             logits_q, logits_p, _ = self.contrast(groups, values, prior)
             loss, _ = discriminator_loss(logits_q, logits_p)
             scaled = optimizer.scale_loss(scale_for_replicas(loss))
-        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        gradients = tape.gradient(scaled, variables)
+        # A non-finite update is skipped, as the model's own steps are.
+        guard.apply_if(
+            guard.all_finite([loss, *gradients]),
+            lambda gradients: optimizer.apply_gradients(zip(gradients, variables)),
+            gradients,
+        )
         return loss
 
     def before_update(self, groups, prior, optimizer, num_draws):

@@ -1,0 +1,159 @@
+"""Faults during training: a non-finite step changes nothing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bbh_tf
+from conftest import blobs, compiled_model
+
+
+def plain_net(dropout=False):
+    layers = [keras.Input((6,)), keras.layers.Dense(12, activation="relu")]
+    if dropout:
+        layers.append(keras.layers.Dropout(0.2))
+    return keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
+
+
+def bbb_net():
+    return keras.Sequential([
+        keras.Input((6,)),
+        bbh_tf.BayesByBackpropDense(12, activation="relu"),
+        bbh_tf.BayesByBackpropDense(3, activation="softmax"),
+    ])
+
+
+def make(kind, **kwargs):
+    """A compiled model of ``kind`` on the blobs problem."""
+    if kind.startswith("bbh"):
+        estimator = kind.split("_", 1)[1]
+        return compiled_model(kl_estimator=estimator, **kwargs)
+    if kind == "bbb":
+        model = bbh_tf.BayesByBackprop(bbb_net(), num_examples=256, **kwargs)
+    elif kind == "mc_dropout":
+        model = bbh_tf.MCDropout(plain_net(dropout=True), **kwargs)
+    else:
+        model = bbh_tf.MaximumLikelihood(plain_net(), **kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+KINDS = ["ml", "mc_dropout", "bbb", "bbh_semi_implicit", "bbh_adversarial"]
+
+
+def state(model):
+    """Every trained number: the weights and the optimizers' variables (the
+    noise generators' states, which advance with every draw, left out)."""
+    optimizers = [model.optimizer, getattr(model, "discriminator_optimizer", None)]
+    variables = list(model.trainable_variables) + [
+        v for o in optimizers if o is not None for v in o.variables
+    ]
+    return [np.array(v.numpy()) for v in variables]
+
+
+def batches(x, y, bad_steps, size=64):
+    """A dataset of ``size``-example batches whose steps ``bad_steps`` have a
+    NaN input."""
+    xs, ys = [], []
+    for step, start in enumerate(range(0, len(x), size)):
+        xb = x[start:start + size].copy()
+        if step in bad_steps:
+            xb[3, 1] = np.nan
+        xs.append(xb)
+        ys.append(y[start:start + size])
+    return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
+
+
+def assert_same(before, after):
+    assert len(before) == len(after)
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_non_finite_step_is_skipped_and_counted(kind):
+    x, y = blobs()
+    model = make(kind)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
+    # Only bad batches: nothing may move, bit for bit.
+    before = state(model)
+    history = model.fit(batches(x, y, bad_steps={0, 1, 2, 3}), epochs=1, verbose=0)
+    assert_same(before, state(model))
+    assert history.history["non_finite_steps"] == [4]
+    assert int(model.optimizer.iterations.numpy()) == steps
+    # One bad batch among good ones: the others train, the logs stay finite.
+    history = model.fit(batches(x, y, bad_steps={2}), epochs=2, verbose=0).history
+    assert history["non_finite_steps"] == [1, 1]
+    assert np.isfinite(history["loss"]).all()
+    assert int(model.optimizer.iterations.numpy()) == steps + 6
+    assert all(np.isfinite(w).all() for w in state(model))
+    mean, _ = model.predict_distribution(x[:8], num_samples=4)
+    assert np.isfinite(mean).all()
+
+
+@pytest.mark.parametrize("kind", ["ml", "bbh_semi_implicit", "bbh_adversarial"])
+def test_too_many_consecutive_non_finite_steps_stop_fit(kind):
+    x, y = blobs()
+    model = make(kind, max_non_finite_steps=2)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    before = state(model)
+    with pytest.raises(FloatingPointError, match="3 consecutive .*max_non_finite_steps=2"):
+        model.fit(batches(x, y, bad_steps={1, 2, 3}), epochs=1, verbose=0)
+    assert model.stop_training
+    # The good first batch was applied; the bad ones were not.
+    after = state(model)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.isfinite(w).all() for w in after)
+
+
+def test_a_run_shorter_than_the_limit_does_not_stop_fit():
+    x, y = blobs()
+    model = make("bbh_semi_implicit", max_non_finite_steps=2)
+    history = model.fit(batches(x, y, bad_steps={0, 1}), epochs=2, verbose=0)
+    assert history.history["non_finite_steps"] == [2, 2]
+
+
+def test_max_non_finite_steps_zero_stops_at_the_first_and_keeps_the_weights():
+    x, y = blobs()
+    model = make("bbh_semi_implicit", max_non_finite_steps=0)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    before = state(model)
+    with pytest.raises(FloatingPointError, match="1 consecutive"):
+        model.fit(batches(x, y, bad_steps={0}), epochs=1, verbose=0)
+    assert_same(before, state(model))
+
+
+def test_skipping_works_with_xla():
+    x, y = blobs()
+    model = make("bbh_semi_implicit")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-2),
+                  loss="sparse_categorical_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    before = state(model)
+    history = model.fit(batches(x, y, bad_steps={0, 1, 2, 3}), epochs=1, verbose=0)
+    assert_same(before, state(model))
+    assert history.history["non_finite_steps"] == [4]
+
+
+def test_evaluate_does_not_log_skipped_steps():
+    x, y = blobs()
+    model = make("ml")
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, validation_data=(x, y))
+    assert "non_finite_steps" not in model.evaluate(x, y, verbose=0, return_dict=True)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True])
+def test_max_non_finite_steps_is_checked(value):
+    with pytest.raises((TypeError, ValueError), match="max_non_finite_steps"):
+        bbh_tf.MaximumLikelihood(plain_net(), max_non_finite_steps=value)
+
+
+def test_max_non_finite_steps_survives_the_config():
+    model = make("bbh_semi_implicit", max_non_finite_steps=3)
+    config = model.get_config()
+    assert config["max_non_finite_steps"] == 3
+    assert bbh_tf.BayesByHypernet.from_config(config).max_non_finite_steps == 3
