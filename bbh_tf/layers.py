@@ -21,7 +21,7 @@ import tensorflow as tf
 from bbh_tf import _checks, _conv
 from bbh_tf.hypernet import HyperNetwork, injected_values_for, input_shared_by_draws
 
-_MODES = ("weight_norm", "full")
+_MODES = ("scale", "weight_norm", "full")
 _NORM_EPSILON = 1e-12
 
 
@@ -185,17 +185,20 @@ def repeat_for_draws(x, num_draws):
     return tf.tile(x, multiples)
 
 
-def _weight_norm_scale(outputs, direction, scales, bias):
-    """Turn ``x * V`` (any linear map with direction ``V``) into
-    ``x * (g V / ||V||) + b`` for per-draw scales ``g`` ``(S, units)``.
+def _scale_per_draw(outputs, scales, bias, direction=None):
+    """Turn ``x * V`` (any linear map with kernel ``V``, output units last)
+    into ``x * (V diag g) + b`` for per-draw scales ``g`` ``(S, units)``, or,
+    given the ``direction`` ``V``, into weight normalisation's
+    ``x * (g V / ||V||) + b`` with ``||V||`` per output unit.
 
-    ``||V||`` is taken per output unit (the last axis of ``V``). Scaling the
-    product is much cheaper than normalising ``V`` and back-propagating
-    through it, and the product itself, shared by all draws, runs once.
+    Scaling the product is much cheaper than scaling ``V`` per draw, and
+    the product itself, shared by all draws, runs once.
     """
-    axes = list(range(len(direction.shape) - 1))
-    norm = tf.sqrt(tf.reduce_sum(tf.square(direction), axis=axes) + _NORM_EPSILON)
-    scaled = _split_draws(outputs, tf.shape(scales)[0]) * (scales / norm)[:, None, :]
+    if direction is not None:
+        axes = list(range(len(direction.shape) - 1))
+        norm = tf.sqrt(tf.reduce_sum(tf.square(direction), axis=axes) + _NORM_EPSILON)
+        scales = scales / norm
+    scaled = _split_draws(outputs, tf.shape(scales)[0]) * scales[:, None, :]
     if bias is not None:
         scaled += bias
     return tf.reshape(scaled, tf.shape(outputs))
@@ -244,7 +247,8 @@ class _LinearHyperLayer(HyperLayer):
                 value_scale=1.0 / math.sqrt(size // units),
             )
             return
-        # The scales g start at 1: unit-norm columns, as Glorot's about are.
+        # The scales g start at 1: in "scale" mode the kernel starts as the
+        # initializer's; in "weight_norm" mode with unit-norm columns.
         self.add_generated_values(units, initial_mean="ones")
         self.direction = self.add_weight(
             name="direction",
@@ -289,11 +293,11 @@ class _LinearHyperLayer(HyperLayer):
             if shared:
                 # The product with V does not depend on the draw: once.
                 product = repeat_for_draws(product, tf.shape(values)[0])
-            outputs = _weight_norm_scale(
+            outputs = _scale_per_draw(
                 product,
-                self.direction,
                 values,
                 self.bias if self.use_bias else None,
+                direction=self.direction if self.mode == "weight_norm" else None,
             )
         return self.activation(outputs)
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bbh_tf import _checks, guard
+from bbh_tf import _checks, guard, validation
 from bbh_tf.layers import repeat_for_draws
 from bbh_tf.likelihoods import Likelihood
 
@@ -192,7 +192,7 @@ class PredictiveModel(keras.Model):
         one list per returned tensor."""
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
-        x = validated_inputs(x, self.input_shape_)
+        x = validation.inputs(x, self.input_shape_)
         if not self.built:
             self.build(x.shape)
         # The likelihood is read when tracing: a new compile, a new function.
@@ -250,7 +250,7 @@ class PredictiveModel(keras.Model):
     def _prepare_fit(self, arguments):
         """Build before ``fit`` where the data's shape can be read off."""
         if not self.built:
-            shape = input_shape_of(arguments.get("x"))
+            shape = validation.input_shape_of(arguments.get("x"))
             if shape is not None:
                 with self.distribute_strategy.scope():
                     self.build(shape)
@@ -317,16 +317,50 @@ class PredictiveModel(keras.Model):
 
         Takes the same arguments.
         """
-        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
-        arguments = bound.arguments
-        arguments.pop("self")
+        arguments = _bound_arguments(keras.Model.fit, self, args, kwargs)
+        validation.fit_inputs(self, arguments)
         self._prepare_fit(arguments)
+        validation.fit_data(self, arguments)
         arguments["callbacks"] = list(arguments.get("callbacks") or []) + [
             guard.StopOnNonFiniteSteps(
                 self.non_finite_tracker, self.max_non_finite_steps
             )
         ]
         return super().fit(**arguments)
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate``, its array data checked first (see
+        ``bbh_tf.validation``). Takes the same arguments."""
+        arguments = _bound_arguments(keras.Model.evaluate, self, args, kwargs)
+        validation.batch_size(arguments.get("batch_size"))
+        if validation.is_array(arguments.get("x")) and not self.built:
+            self.build(validation.inputs(arguments["x"], None).shape)
+        validation.data(self, arguments.get("x"), arguments.get("y"),
+                        arguments.get("sample_weight"))
+        return super().evaluate(**arguments)
+
+    def predict(self, *args, **kwargs):
+        """``keras.Model.predict`` (one weight draw per batch), its array
+        data checked first. Takes the same arguments."""
+        arguments = _bound_arguments(keras.Model.predict, self, args, kwargs)
+        validation.batch_size(arguments.get("batch_size"))
+        validation.data(self, arguments.get("x"))
+        return super().predict(**arguments)
+
+    @property
+    def output_shape_(self):
+        """The network's output shape for ``input_shape_``, or None when not
+        built or not computable."""
+        if self.input_shape_ is None:
+            return None
+        cached = self.__dict__.get("_output_shape_cache")
+        if cached is None:
+            try:
+                cached = tuple(self.network.compute_output_shape(self.input_shape_))
+            except Exception:  # A network that cannot say: skip the checks.
+                return None
+            self.__dict__["_output_shape_cache"] = cached
+        return cached
 
     # ------------------------------------------------- multi-worker training
     # Keras 3.15's fit and evaluate fail under MultiWorkerMirroredStrategy
@@ -396,50 +430,21 @@ class PredictiveModel(keras.Model):
         return config
 
 
+def _bound_arguments(method, model, args, kwargs):
+    """``method``'s arguments as a dict of name -> value (``self`` dropped)."""
+    arguments = inspect.signature(method).bind(model, *args, **kwargs).arguments
+    arguments.pop("self")
+    extra = arguments.pop("kwargs", None)
+    if extra:
+        arguments.update(extra)
+    return arguments
+
+
 def is_multi_worker(strategy):
     """Whether ``strategy`` spans several workers (processes or machines)."""
     return isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy
     ) and strategy.extended._in_multi_worker_mode()
-
-
-def input_shape_of(x):
-    """The input shape of ``fit``'s ``x`` where it can be read off cheaply."""
-    if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
-    shape = getattr(x, "shape", None)
-    return None if shape is None else (None,) + tuple(shape)[1:]
-
-
-def validated_inputs(x, input_shape):
-    """``x`` as a float32 array, or an error naming what is wrong."""
-    try:
-        x = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"`x` must be a numeric array, got {type(x).__name__}: {error}"
-        ) from None
-    if x.ndim < 2:
-        raise ValueError(
-            f"`x` must have shape (n, ...) with a batch axis, got {x.shape}."
-        )
-    if input_shape is not None:
-        expected = tuple(input_shape)[1:]
-        actual = x.shape[1:]
-        if len(expected) != len(actual) or any(
-            e is not None and e != a for e, a in zip(expected, actual)
-        ):
-            raise ValueError(
-                f"`x` must have shape (n, {', '.join(map(str, expected))}) "
-                f"to match the model's input, got {x.shape}."
-            )
-    if len(x) == 0:
-        raise ValueError(f"`x` must hold at least one example, got shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`x` contains NaN or infinite values.")
-    return x
 
 
 class VariationalModel(PredictiveModel):

@@ -102,6 +102,10 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "num_weight_samples", 5, "bbh: weight draws per training step."
 )
+flags.DEFINE_enum(
+    "mode", "weight_norm", ["scale", "weight_norm", "full"],
+    "bbh: which values the hypernetwork generates (HyperDense's mode).",
+)
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
 flags.DEFINE_bool(
     "jit_compile", False,
@@ -147,7 +151,7 @@ class Layers:
     def dense(self, units, activation):
         if self.method == "bbh":
             return bbh_tf.HyperDense(
-                units, activation=activation, mode="weight_norm", hypernet=self.hypernet
+                units, activation=activation, mode=FLAGS.mode, hypernet=self.hypernet
             )
         if self.method == "bbb":
             return bbh_tf.BayesByBackpropDense(
@@ -158,7 +162,7 @@ class Layers:
     def conv(self, filters, kernel_size, activation):
         if self.method == "bbh":
             return bbh_tf.HyperConv2D(
-                filters, kernel_size, activation=activation, mode="weight_norm",
+                filters, kernel_size, activation=activation, mode=FLAGS.mode,
                 hypernet=self.hypernet,
             )
         if self.method == "bbb":

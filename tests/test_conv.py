@@ -54,9 +54,11 @@ def test_full_mode_is_a_convolution_per_draw(kwargs):
         np.testing.assert_allclose(out[rows], reference(x[rows]), rtol=1e-4, atol=1e-5)
 
 
-def test_weight_norm_mode_scales_unit_norm_filters():
+@pytest.mark.parametrize("mode", ["scale", "weight_norm"])
+def test_scale_and_weight_norm_modes_scale_the_filters(mode):
     layer = bbh_tf.HyperConv2D(
-        4, 3, hypernet=_hypernet(), padding="same", bias_initializer="ones"
+        4, 3, hypernet=_hypernet(), padding="same", bias_initializer="ones",
+        mode=mode,
     )
     x = _images()
     layer.build(x.shape)
@@ -65,7 +67,9 @@ def test_weight_norm_mode_scales_unit_norm_filters():
     with bbh_tf.injected_values({layer: raw}):
         out = layer(x).numpy()
     direction = layer.direction.numpy()
-    unit = direction / np.sqrt((direction**2).sum(axis=(0, 1, 2)))
+    unit = direction
+    if mode == "weight_norm":
+        unit = direction / np.sqrt((direction**2).sum(axis=(0, 1, 2)))
     reference = keras.layers.Conv2D(4, 3, padding="same")
     reference.build(x.shape)
     for draw, rows in ((0, slice(0, 2)), (1, slice(2, 4))):
@@ -103,7 +107,7 @@ def _labels(x):
     ).astype("int64")
 
 
-@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("mode", ["scale", "weight_norm", "full"])
 def test_bayes_by_hypernet_trains_a_convolutional_network(mode):
     keras.utils.set_random_seed(0)
     x = _images(n=256, seed=1)

@@ -157,3 +157,86 @@ def test_max_non_finite_steps_survives_the_config():
     config = model.get_config()
     assert config["max_non_finite_steps"] == 3
     assert bbh_tf.BayesByHypernet.from_config(config).max_non_finite_steps == 3
+
+
+# --------------------------------------------------------------- bad input
+def _trained():
+    x, y = blobs(n=64)
+    model = make("bbh_semi_implicit")
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    return model, x, y
+
+
+def _with(array, index, value):
+    array = array.copy().astype("float32")
+    array[index] = value
+    return array
+
+
+X, Y = blobs(n=64)
+FIT_CASES = [
+    ("batch_size=-5", dict(batch_size=-5), ValueError, "`batch_size` must be an integer >= 1"),
+    ("batch_size=0", dict(batch_size=0), ValueError, "`batch_size` must be an integer >= 1"),
+    ("batch_size=2.5", dict(batch_size=2.5), TypeError, "`batch_size`"),
+    ("epochs=-1", dict(epochs=-1), ValueError, "`epochs`"),
+    ("empty x", dict(x=X[:0], y=Y[:0]), ValueError, "`x` must hold at least one example"),
+    ("fractional labels", dict(y=Y + 0.5), ValueError, "`y` must hold class indices"),
+    ("label too large", dict(y=np.full(64, 3)), ValueError, r"`y` must hold class indices in \[0, 3\)"),
+    ("negative label", dict(y=np.full(64, -1)), ValueError, r"\[0, 3\)"),
+    ("wrong width", dict(x=X[:, :5]), ValueError, r"`x` must have shape \(n, 6\)"),
+    ("string x", dict(x=X.astype(str)), TypeError, "`x` must be a numeric array"),
+    ("NaN x", dict(x=_with(X, (3, 1), np.nan)), ValueError, "`x` contains NaN"),
+    ("inf y", dict(y=_with(Y, 4, np.inf)), ValueError, "`y` contains NaN"),
+    ("short y", dict(y=Y[:10]), ValueError, "`y` must have one target per example"),
+    ("two inputs", dict(x=[X, X]), TypeError, "`x` must be one array"),
+    ("dict input", dict(x={"a": X}), TypeError, "`x` must be one array"),
+    ("1-D x", dict(x=X[:, 0]), ValueError, "`x` must have shape .* batch axis"),
+    ("negative weight", dict(sample_weight=np.full(64, -1.0)), ValueError, "`sample_weight` must be >= 0"),
+    ("short weight", dict(sample_weight=np.ones(3)), ValueError, "`sample_weight` must have one weight"),
+    ("bad validation x", dict(validation_data=(X[:, :2], Y)), ValueError, r"`validation_data\[0\]` must have shape"),
+    ("bad validation y", dict(validation_data=(X, Y + 7)), ValueError, r"`validation_data\[1\]` must hold class"),
+]
+
+
+@pytest.mark.parametrize("case, change, error, match", FIT_CASES,
+                         ids=[c[0] for c in FIT_CASES])
+def test_fit_names_bad_input_before_any_step(case, change, error, match):
+    model, x, y = _trained()
+    before = state(model)
+    arguments = dict(x=x, y=y, batch_size=32, epochs=1, verbose=0) | change
+    with pytest.raises(error, match=match):
+        model.fit(**arguments)
+    assert_same(before, state(model))
+
+
+def test_fit_checks_labels_of_an_unbuilt_model_too():
+    model = make("ml")
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        model.fit(X, np.full(64, 5), verbose=0)
+
+
+PREDICT_CASES = [
+    ("evaluate wrong width", lambda m: m.evaluate(X[:, :5], Y, verbose=0), ValueError, r"`x` must have shape \(n, 6\)"),
+    ("evaluate label range", lambda m: m.evaluate(X, Y + 3, verbose=0), ValueError, r"`y` must hold class indices in \[0, 3\)"),
+    ("evaluate batch_size=0", lambda m: m.evaluate(X, Y, batch_size=0, verbose=0), ValueError, "`batch_size`"),
+    ("evaluate NaN", lambda m: m.evaluate(_with(X, (0, 0), np.nan), Y, verbose=0), ValueError, "`x` contains NaN"),
+    ("predict NaN", lambda m: m.predict(_with(X, (0, 0), np.inf), verbose=0), ValueError, "`x` contains NaN"),
+    ("predict wrong width", lambda m: m.predict(X[:, :2], verbose=0), ValueError, r"`x` must have shape \(n, 6\)"),
+    ("predict batch_size=-1", lambda m: m.predict(X, batch_size=-1, verbose=0), ValueError, "`batch_size`"),
+    ("predict strings", lambda m: m.predict(X.astype(str), verbose=0), TypeError, "`x` must be a numeric array"),
+    ("distribution num_samples=0", lambda m: m.predict_distribution(X, num_samples=0), ValueError, "`num_samples`"),
+    ("distribution batch_size=0", lambda m: m.predict_distribution(X, batch_size=0), ValueError, "`batch_size`"),
+    ("distribution strings", lambda m: m.predict_distribution(X.astype(str)), TypeError, "`x` must be a numeric array"),
+    ("distribution empty", lambda m: m.predict_distribution(X[:0]), ValueError, "at least one example"),
+    ("distribution two inputs", lambda m: m.predict_distribution([X, X]), TypeError, "`x` must be one array"),
+    ("samples num_samples=-1", lambda m: m.predict_samples(X, num_samples=-1), ValueError, "`num_samples`"),
+    ("samples wrong width", lambda m: m.predict_samples(X[:, :3]), ValueError, r"`x` must have shape \(n, 6\)"),
+]
+
+
+@pytest.mark.parametrize("case, call, error, match", PREDICT_CASES,
+                         ids=[c[0] for c in PREDICT_CASES])
+def test_evaluation_and_prediction_name_bad_input(case, call, error, match):
+    model, _, _ = _trained()
+    with pytest.raises(error, match=match):
+        call(model)

@@ -56,7 +56,7 @@ def test_hypernetwork_size_does_not_grow_with_the_layers_it_serves():
     assert [v.shape for v in small.weights] == [v.shape for v in large.weights]
 
 
-@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("mode", ["scale", "weight_norm", "full"])
 def test_one_set_of_hypernetwork_variables_however_many_layers(mode):
     hypernet = _hypernet()
     layers = [bbh_tf.HyperDense(4, hypernet=hypernet, mode=mode) for _ in range(4)]
@@ -65,7 +65,7 @@ def test_one_set_of_hypernetwork_variables_however_many_layers(mode):
     assert len(hyper_ids) == 6
     assert hyper_ids <= _variable_ids(net)
     # direction + bias, and every layer's conditional means and sigmas.
-    per_layer = (2 if mode == "weight_norm" else 0) + 2
+    per_layer = (0 if mode == "full" else 2) + 2
     assert len(net.trainable_variables) == 6 + 4 * per_layer
     assert all(layer.hypernet is hypernet for layer in layers)
 
@@ -97,7 +97,7 @@ def test_sharing_in_functional_and_subclassed_models_in_any_build_order():
     assert model.a.hypernet is model.b.hypernet
 
 
-@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("mode", ["scale", "weight_norm", "full"])
 def test_weights_differ_between_forward_passes(mode):
     net = small_classifier(mode=mode)
     x = np.ones((4, 6), "float32")
@@ -125,7 +125,7 @@ def test_injected_values_lay_draws_out_in_contiguous_groups():
 
 def test_weight_norm_mode_scales_unit_norm_directions():
     hypernet = _hypernet()
-    layer = bbh_tf.HyperDense(3, hypernet=hypernet, use_bias=False)
+    layer = bbh_tf.HyperDense(3, hypernet=hypernet, use_bias=False, mode="weight_norm")
     layer.build((None, 2))
     raw = layer.generate(hypernet.sample_noise(1))
     x = np.eye(2, dtype="float32")
@@ -133,6 +133,24 @@ def test_weight_norm_mode_scales_unit_norm_directions():
         kernel = layer(x).numpy()  # rows of the identity read the kernel out
     scales = raw.numpy().reshape(-1)[:3]
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), np.abs(scales), rtol=1e-5)
+
+
+def test_scale_mode_scales_the_kernel_columns():
+    hypernet = _hypernet()
+    layer = bbh_tf.HyperDense(3, hypernet=hypernet, mode="scale",
+                              bias_initializer="ones")
+    layer.build((None, 2))
+    assert layer.num_generated == 3  # one scale per unit
+    raw = layer.generate(hypernet.sample_noise(2))
+    x = np.concatenate([np.eye(2, dtype="float32")] * 2)
+    with bbh_tf.injected_values({layer: raw}):
+        out = layer(x).numpy()
+    scales = raw.numpy().reshape(2, -1)[:, :3]
+    for draw, rows in ((0, slice(0, 2)), (1, slice(2, 4))):
+        # Rows of the identity read the kernel (plus the bias) out.
+        np.testing.assert_allclose(
+            out[rows], layer.direction.numpy() * scales[draw] + 1.0, rtol=1e-5
+        )
 
 
 def test_layers_accept_extra_leading_axes_and_tf_function():
@@ -288,7 +306,7 @@ def test_bad_noise_counts_are_clear_errors(noise_per_chunk):
         hypernet.noise_shape(2.5, 1)
 
 
-@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("mode", ["scale", "weight_norm", "full"])
 def test_model_with_noise_per_chunk_trains_predicts_and_saves(mode, tmp_path):
     from conftest import blobs, compiled_model
 

@@ -344,7 +344,7 @@ def _prediction_network(kind, mode):
     return keras.Sequential(stack), first, x
 
 
-@pytest.mark.parametrize("mode", ["weight_norm", "full"])
+@pytest.mark.parametrize("mode", ["scale", "weight_norm", "full"])
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_prediction_passes_the_batch_once_to_the_first_hyper_layer(kind, mode):
     network, first, x = _prediction_network(kind, mode)
