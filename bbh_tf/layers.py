@@ -205,7 +205,7 @@ def _scale_per_draw(outputs, scales, bias, direction=None):
 
 
 class _LinearHyperLayer(HyperLayer):
-    """A linear map (dense, convolution) with the two modes of generation.
+    """A linear map (dense, convolution) with the three modes of generation.
 
     Subclasses set ``self.kernel_shape`` (output units last) in ``build``
     before calling :meth:`_build_weights`, and give :meth:`_linear` (the map
@@ -216,7 +216,7 @@ class _LinearHyperLayer(HyperLayer):
     def __init__(
         self,
         hypernet=None,
-        mode="weight_norm",
+        mode="scale",
         activation=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -329,26 +329,31 @@ class _LinearHyperLayer(HyperLayer):
 class HyperDense(_LinearHyperLayer):
     """Densely connected layer with hypernetwork-generated weights.
 
-    ``mode="weight_norm"`` (default; the paper's MNIST setting): for output
-    unit ``j``, ``W[:, j] = g_j * V[:, j] / ||V[:, j]||``. The directions ``V``
-    and the bias are point estimates; the scales ``g`` (``units`` values) are
-    generated, so the posterior lives on the scales. The product with ``V``
-    runs once for all draws.
+    Which values the hypernetwork generates (``mode``):
 
-    ``mode="full"`` (the paper's toy setting): kernel and bias are both
-    generated (``input_dim * units + units`` values).
+    * ``"scale"`` (default): one scale per output unit, ``W[:, j] = g_j *
+      V[:, j]``. The kernel ``V`` and the bias are point estimates, the
+      scales ``g`` (``units`` values, starting at 1) are random: a posterior
+      over how strongly each unit fires, at the cost of a plain layer (the
+      product with ``V`` runs once for all draws).
+    * ``"weight_norm"`` (the paper's MNIST setting): the same with unit-norm
+      columns, ``W[:, j] = g_j * V[:, j] / ||V[:, j]||``, so ``g`` is each
+      column's length. With Adam it learns more slowly than ``"scale"``
+      (docs/results.md, regression).
+    * ``"full"`` (the paper's toy setting): kernel and bias are both
+      generated (``input_dim * units + units`` values): every weight random.
 
     Args:
         units: Number of output units, >= 1.
         hypernet: The shared :class:`HyperNetwork` (required).
-        mode: ``"weight_norm"`` or ``"full"``.
+        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
         activation: Activation function. Default: linear.
         use_bias: Whether the layer adds a bias.
         kernel_initializer, bias_initializer: Initializers of the
-            point-estimate direction ``V`` and bias. Used in ``weight_norm``
-            mode only: in ``full`` mode nothing is a point estimate.
-        kernel_regularizer, bias_regularizer: Regularizers of the same
-            (``weight_norm`` mode only).
+            point-estimate kernel ``V`` and bias; in ``full`` mode, where the
+            posterior means start.
+        kernel_regularizer, bias_regularizer: Regularizers of ``V`` and the
+            bias (``scale`` and ``weight_norm`` modes).
 
     Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
 
@@ -394,21 +399,21 @@ class HyperDense(_LinearHyperLayer):
 class HyperConv2D(_conv.Conv2DLayer, _LinearHyperLayer):
     """2-D convolution with hypernetwork-generated weights (channels last).
 
-    The modes are those of :class:`HyperDense`. ``mode="weight_norm"``
-    (default): filter ``f`` is ``g_f * V_f / ||V_f||`` with the norm over the
-    filter's ``(kh, kw, in_channels)`` entries; the scales ``g`` (one per
-    output filter) are generated, the directions ``V`` and the bias are
-    point estimates. The convolution with ``V`` runs once for all draws.
-    ``mode="full"``: kernel and bias are generated
-    (``kh * kw * in_channels * filters + filters`` values); each draw's
-    kernel is applied to the image patches of its rows in one batched
+    The modes are those of :class:`HyperDense`. ``mode="scale"`` (default):
+    filter ``f`` is ``g_f * V_f``, ``mode="weight_norm"``: ``g_f * V_f /
+    ||V_f||`` with the norm over the filter's ``(kh, kw, in_channels)``
+    entries; the scales ``g`` (one per output filter) are generated, the
+    kernel ``V`` and the bias are point estimates, and the convolution with
+    ``V`` runs once for all draws. ``mode="full"``: kernel and bias are
+    generated (``kh * kw * in_channels * filters + filters`` values); each
+    draw's kernel is applied to the image patches of its rows in one batched
     matrix product.
 
     Args:
         filters: Number of output channels, >= 1.
         kernel_size: Integer or pair ``(kh, kw)``.
         hypernet: The shared :class:`HyperNetwork` (required).
-        mode: ``"weight_norm"`` or ``"full"``.
+        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
         strides: Integer or pair. Default 1.
         padding: ``"valid"`` (default) or ``"same"``.
         dilation_rate: Integer or pair. Default 1 (not with strides > 1).

@@ -281,7 +281,11 @@ class PredictiveModel(keras.Model):
     def _guarded_update(self, losses, updates, record):
         """Apply ``updates`` (``(optimizer, gradients, variables)`` triples)
         and run ``record()`` (the metric updates) only if ``losses`` and all
-        gradients are finite; count the step otherwise. Returns the logs."""
+        gradients are finite; count the step otherwise. Returns the logs.
+
+        Under mixed precision the gradients of a ``LossScaleOptimizer`` are
+        left to it: it skips an overflowing step itself and lowers its scale.
+        """
         applied = []
         for optimizer, gradients, variables in updates:
             if not optimizer.built:
@@ -291,9 +295,15 @@ class PredictiveModel(keras.Model):
             if pairs:
                 applied.append((optimizer, *map(list, zip(*pairs))))
         gradient_lists = [gradients for _, gradients, _ in applied]
-        finite = guard.all_finite(
-            list(losses) + [g for gradients in gradient_lists for g in gradients]
-        )
+        # A loss-scaling optimizer (mixed precision) checks its own gradients:
+        # their overflow is how it learns to lower its scale.
+        checked = [
+            g
+            for (optimizer, gradients, _) in applied
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            for g in gradients
+        ]
+        finite = guard.all_finite(list(losses) + checked)
 
         def apply(*gradient_lists):
             for (optimizer, _, variables), gradients in zip(applied, gradient_lists):

@@ -4,11 +4,9 @@ LeNet-5 as in the paper's later version: conv 5x5x20, max-pool 2, conv
 5x5x50, max-pool 2, dense 500, dense 10 (ReLU). Each method builds it from
 its own layers (``mnist_mlp.Layers``):
 
-* ``bbh``: ``HyperConv2D`` and ``HyperDense`` in ``weight_norm`` mode sharing
-  one ``HyperNetwork``: the posterior is on the 580 per-filter and per-unit
-  scales, each with its own noise draw by default as in ``mnist_mlp.py``
-  (``--nonoise_per_chunk --hypernet_output_dim=256``: the paper's shared
-  noise);
+* ``bbh``: ``HyperConv2D`` and ``HyperDense`` sharing one ``HyperNetwork``
+  (``--mode``, ``scale`` by default): the posterior is on the 580
+  per-filter and per-unit scales;
 * ``ml``: plain ``Conv2D`` and ``Dense``;
 * ``mc_dropout``: the same with ``Dropout(--dropout_rate)`` after each
   pooling layer and after the 500-unit layer, kept on at prediction;

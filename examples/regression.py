@@ -9,7 +9,8 @@ scale; ``--likelihood=homoscedastic`` learns one scale), Adam at
 Methods (``--methods``, default all):
 
 * ``bbh_<mode>_<estimator>``: Bayes by Hypernet with the package defaults,
-  ``mode`` ``weight_norm`` or ``full``, ``estimator`` ``semi_implicit``,
+  ``mode`` ``scale`` (the default), ``weight_norm`` or ``full``, ``estimator``
+  ``semi_implicit``,
   ``nearest_neighbour`` or ``adversarial``;
 * ``bbb``: Bayes by Backprop; ``mc_dropout``: dropout ``--dropout_rate``
   after the hidden layer; ``ml``: maximum likelihood.
@@ -22,7 +23,7 @@ header row (``--csv=FILE --target=COLUMN``, every column numeric).
 Prints, per method, the test RMSE and log-likelihood (in the targets'
 units), the 95 % interval coverage and the CRPS as mean +- standard error
 over the splits, with the number of splits whose training loss stayed
-finite every epoch, and writes them to ``--output`` (JSON: every split, the
+finite at every step (no step skipped as non-finite), and writes them to ``--output`` (JSON: every split, the
 flags, the environment).
 
 Run::
@@ -46,7 +47,7 @@ import numpy as np  # noqa: E402
 import bbh_tf  # noqa: E402
 import shared_flags  # noqa: E402
 
-MODES = ("weight_norm", "full")
+MODES = ("scale", "weight_norm", "full")
 ESTIMATORS = ("semi_implicit", "nearest_neighbour", "adversarial")
 BBH_METHODS = tuple(f"bbh_{m}_{e}" for m in MODES for e in ESTIMATORS)
 METHOD_NAMES = BBH_METHODS + ("bbb", "mc_dropout", "ml")
@@ -149,9 +150,12 @@ def run_split(method, split, index):
     except FloatingPointError as error:
         return {"finite": False, "error": str(error), "split": index}
     losses = history["loss"]
+    # Steps skipped for a non-finite loss or gradient count as not finite.
+    skipped = int(sum(history.get("non_finite_steps", [0])))
     result = {
         "split": index,
-        "finite": bool(np.all(np.isfinite(losses))),
+        "finite": bool(np.all(np.isfinite(losses))) and skipped == 0,
+        "non_finite_steps": skipped,
         "max_epoch_loss": float(np.max(losses)),
         "seconds": round(time.perf_counter() - start, 1),
     }

@@ -95,3 +95,24 @@ def test_conv_and_baselines_under_bfloat16(policy):
     ml.fit(x, y, epochs=1, verbose=0)
     mean, std = ml.predict_distribution(x[:4], num_samples=3)
     assert mean.dtype == np.float32 and np.all(std == 0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_a_nan_batch_is_skipped_under_loss_scaling(policy):
+    # The loss-scaling optimizer handles its own overflows; a NaN loss is
+    # still skipped by the model's step, weights untouched.
+    keras.utils.set_random_seed(0)
+    x, y = blobs()
+    model = bbh_tf.BayesByHypernet(_hyper_net("scale"), num_examples=len(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    before = [v.numpy() for v in model.trainable_variables]
+    bad = x.copy()
+    bad[:] = np.nan
+    # A dataset: fit rejects NaN arrays before any step.
+    data = tf.data.Dataset.from_tensor_slices((bad, y)).batch(32)
+    history = model.fit(data, epochs=1, verbose=0).history
+    assert history["non_finite_steps"] == [8]
+    for a, v in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(a, v.numpy())
