@@ -3,8 +3,12 @@
 The exported ``serving_default`` signature takes a float32 batch and returns
 ``{"mean", "std"}`` over ``num_samples`` weight draws, plus ``"entropy"`` (of
 the mean prediction) and ``"mutual_information"`` (entropy minus the mean
-per-draw entropy, the epistemic part) for classifiers. It needs neither
-bbh_tf nor Keras to load: ``tf.saved_model.load(path)`` is enough.
+per-draw entropy, the epistemic part) for classifiers, and ``"finite_input"``
+(one bool per row). A row with a NaN or infinite input gets NaN outputs and
+``finite_input = False``; the other rows are unaffected. A batch of another
+shape than the model's input fails with an ``InvalidArgumentError`` naming
+``inputs`` and the expected shape. It needs neither bbh_tf nor Keras to
+load: ``tf.saved_model.load(path)`` is enough.
 """
 
 import keras
@@ -67,7 +71,24 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     if classifier is None:
         classifier = _is_classifier(model)
 
+    row_shape = tuple(model.input_shape_[1:])
+    shape_message = (
+        f"`inputs` must have shape (n, {', '.join(map(str, row_shape))}) "
+        "(the model's input)"
+    )
+
     def serve(inputs):
+        tf.debugging.assert_equal(
+            tf.shape(inputs)[1:], tf.constant(row_shape, tf.int32),
+            message=shape_message,
+        )
+        # Non-finite rows are served as NaN with a flag; zeros go through the
+        # network in their place, so they cannot touch the other rows.
+        finite = tf.reduce_all(
+            tf.math.is_finite(tf.reshape(inputs, [tf.shape(inputs)[0], -1])), axis=1
+        )
+        per_row = tf.reshape(finite, [-1] + [1] * len(row_shape))
+        inputs = tf.where(per_row, inputs, tf.zeros_like(inputs))
         seed = _fresh_seed()
         noise = []
         for index, group in enumerate(model._groups):
@@ -88,6 +109,15 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
             outputs["mutual_information"] = entropy - tf.reduce_mean(
                 _entropy(samples), axis=0
             )
+        outputs = {
+            name: tf.where(
+                tf.reshape(finite, [-1] + [1] * (len(value.shape) - 1)),
+                tf.cast(value, tf.float32),
+                float("nan"),
+            )
+            for name, value in outputs.items()
+        }
+        outputs["finite_input"] = finite
         return outputs
 
     archive = keras.export.ExportArchive()

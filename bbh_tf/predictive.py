@@ -189,12 +189,37 @@ class PredictiveModel(keras.Model):
 
     def _predict_batches(self, kind, x, num_samples, batch_size):
         """Per-batch numpy results of ``kind`` ("moments" or "samples"),
-        one list per returned tensor."""
+        one list per returned tensor. Draws beyond what one pass may hold
+        (``_PASS_VALUES`` input values) run in several passes, their results
+        joined (samples) or pooled (moments)."""
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
         x = validation.inputs(x, self.input_shape_)
         if not self.built:
             self.build(x.shape)
+        per_pass = draws_per_pass(num_samples, batch_size, x.shape[1:])
+        passes = [per_pass] * (num_samples // per_pass)
+        if num_samples % per_pass:
+            passes.append(num_samples % per_pass)
+        results = None
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            parts = [
+                [t.numpy() for t in self._predict_function(kind, draws)(batch)]
+                for draws in passes
+            ]
+            if kind == "samples":
+                outputs = [np.concatenate(p, axis=0) for p in zip(*parts)]
+            else:
+                outputs = pooled_moments(parts, passes)
+            if results is None:
+                results = [[] for _ in outputs]
+            for result, output in zip(results, outputs):
+                result.append(output)
+        return results
+
+    def _predict_function(self, kind, num_samples):
+        """The traced ``_samples`` or ``_moments`` for ``num_samples`` draws."""
         # The likelihood is read when tracing: a new compile, a new function.
         key = (kind, num_samples, id(self.likelihood))
         function = self._predict_functions.get(key)
@@ -204,14 +229,7 @@ class PredictiveModel(keras.Model):
                 reduce_retracing=True,
             )
             self._predict_functions[key] = function
-        results = None
-        for start in range(0, len(x), batch_size):
-            outputs = function(x[start : start + batch_size])
-            if results is None:
-                results = [[] for _ in outputs]
-            for result, output in zip(results, outputs):
-                result.append(output.numpy())
-        return results
+        return function
 
     @property
     def _predict_functions(self):
@@ -438,6 +456,45 @@ class PredictiveModel(keras.Model):
         config["network"] = self.network
         config["max_non_finite_steps"] = self.max_non_finite_steps
         return config
+
+
+# Most input values one vectorised prediction pass holds (draws x batch rows
+# x values per row); beyond it the draws are split across passes, which also
+# keeps every row index far inside int32.
+_PASS_VALUES = 2**26
+
+
+def draws_per_pass(num_samples, batch_size, row_shape):
+    """How many of ``num_samples`` draws one pass over ``batch_size`` rows of
+    ``row_shape`` runs."""
+    row = max(1, int(np.prod(row_shape)))
+    return max(1, min(num_samples, _PASS_VALUES // (batch_size * row)))
+
+
+def pooled_moments(parts, counts):
+    """The moments of all draws from per-pass moments ``parts`` (each
+    ``(mean, std)`` or ``(mean, std, aleatoric_std, epistemic_std)``) of
+    ``counts`` draws each."""
+    if len(parts) == 1:
+        return parts[0]
+    weights = np.asarray(counts, np.float64) / sum(counts)
+
+    def average(values):
+        return sum(w * v.astype(np.float64) for w, v in zip(weights, values))
+
+    means = [p[0] for p in parts]
+    mean = average(means)
+
+    def pooled_std(stds):
+        second = average([s.astype(np.float64) ** 2 + m.astype(np.float64) ** 2
+                          for s, m in zip(stds, means)])
+        return np.sqrt(np.maximum(second - mean**2, 0.0))
+
+    pooled = [mean, pooled_std([p[1] for p in parts])]
+    if len(parts[0]) == 4:
+        pooled.append(np.sqrt(average([p[2].astype(np.float64) ** 2 for p in parts])))
+        pooled.append(pooled_std([p[3] for p in parts]))
+    return [v.astype(np.float32) for v in pooled]
 
 
 def _bound_arguments(method, model, args, kwargs):

@@ -240,3 +240,47 @@ def test_evaluation_and_prediction_name_bad_input(case, call, error, match):
     model, _, _ = _trained()
     with pytest.raises(error, match=match):
         call(model)
+
+
+# ------------------------------------------------------- huge draw counts
+def test_a_huge_draw_count_is_split_into_passes_that_fit_int32():
+    from bbh_tf.predictive import _PASS_VALUES, draws_per_pass
+    per_pass = draws_per_pass(10**9, 128, (784,))
+    assert 1 <= per_pass and per_pass * 128 * 784 <= _PASS_VALUES < 2**31
+
+
+@pytest.mark.parametrize("with_likelihood", [False, True])
+def test_pooled_moments_equal_the_moments_of_all_draws(with_likelihood):
+    from bbh_tf.predictive import pooled_moments
+    rng = np.random.default_rng(0)
+    locs = rng.normal(size=(10, 4, 3))
+    noise_std = rng.uniform(0.5, 2.0, size=(10, 4, 3))
+
+    def moments(lo, sd):
+        mean = lo.mean(0)
+        epistemic = lo.std(0)
+        if not with_likelihood:
+            return [mean, epistemic]
+        aleatoric = np.sqrt((sd**2).mean(0))
+        return [mean, np.sqrt(aleatoric**2 + epistemic**2), aleatoric, epistemic]
+
+    counts = [4, 4, 2]
+    parts = [moments(locs[a:a + c], noise_std[a:a + c])
+             for a, c in zip([0, 4, 8], counts)]
+    for got, want in zip(pooled_moments(parts, counts), moments(locs, noise_std)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_distribution_splits_draws_across_passes(monkeypatch):
+    import bbh_tf.predictive as predictive
+    model, x, _ = _trained()
+    keras.utils.set_random_seed(0)
+    whole = model.predict_distribution(x, num_samples=400)
+    monkeypatch.setattr(predictive, "_PASS_VALUES", 6 * 64 * 30)  # 30 draws a pass
+    keras.utils.set_random_seed(0)
+    split = model.predict_distribution(x, num_samples=400, batch_size=64)
+    samples = model.predict_samples(x[:5], num_samples=70)
+    assert samples.shape == (70, 5, 3)
+    # Other draws, the same distribution: close at 400 draws.
+    np.testing.assert_allclose(split.mean, whole.mean, atol=0.05)
+    np.testing.assert_allclose(split.std, whole.std, atol=0.05)

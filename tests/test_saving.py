@@ -74,7 +74,8 @@ def test_export_loads_without_bbh_tf_and_draws_afresh(tmp_path):
     first, second = fn(x), fn(x)
     assert "bbh_tf" not in sys.modules and "keras" not in sys.modules or True
     assert "bbh_tf" not in sys.modules
-    assert sorted(first) == ["entropy", "mean", "mutual_information", "std"], sorted(first)
+    assert sorted(first) == ["entropy", "finite_input", "mean", "mutual_information", "std"], sorted(first)
+    assert first["finite_input"].numpy().all()
     assert first["mean"].shape == (5, 3) and first["std"].shape == (5, 3)
     assert first["entropy"].shape == (5,)
     np.testing.assert_allclose(first["mean"].numpy().sum(1), 1.0, rtol=1e-5)
@@ -110,8 +111,37 @@ def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path, noise_per_
     out = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"](
         tf.zeros((3, 2))
     )
-    assert sorted(out) == ["mean", "std"] and out["mean"].shape == (3, 1)
+    assert sorted(out) == ["finite_input", "mean", "std"] and out["mean"].shape == (3, 1)
     assert (out["std"].numpy() > 0).all()  # the draws differ
+
+
+def test_the_served_signature_rejects_bad_shapes_and_flags_non_finite_rows(tmp_path):
+    import pytest
+    import tensorflow as tf
+
+    import bbh_tf
+
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    bbh_tf.export_saved_model(model, tmp_path / "served", num_samples=8)
+    serve = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"`inputs` must have shape \(n, 6\)"):
+        serve(tf.constant(x[:4, :5]))
+    # TensorFlow's own check of the signature's dtype.
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="expected to be a float tensor but is a double"):
+        serve(tf.constant(x[:4].astype("float64")))
+    rows = x[:4].copy()
+    rows[1, 2] = np.nan
+    rows[3, 0] = np.inf
+    out = serve(tf.constant(rows))
+    assert out["finite_input"].numpy().tolist() == [True, False, True, False]
+    for name in ("mean", "std", "entropy", "mutual_information"):
+        values = out[name].numpy()
+        assert np.isnan(values[[1, 3]]).all(), name
+        assert np.isfinite(values[[0, 2]]).all(), name
 
 
 def test_export_rejects_unbuilt_models_and_bad_num_samples(tmp_path):
