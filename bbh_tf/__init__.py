@@ -55,8 +55,8 @@ from bbh_tf.likelihoods import (  # noqa: E402
 from bbh_tf.model import BayesByHypernet  # noqa: E402
 from bbh_tf.predictive import Prediction, PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
-
-__version__ = "0.1.0"
+from bbh_tf.saving import load_model  # noqa: E402
+from bbh_tf._version import __version__  # noqa: E402
 
 __all__ = [
     "BayesByBackprop",
@@ -84,5 +84,6 @@ __all__ = [
     "export_saved_model",
     "injected_values",
     "kl",
+    "load_model",
     "metrics",
 ]

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bbh_tf import _checks, guard, validation
+from bbh_tf import _checks, guard, saving, validation
+from bbh_tf._version import __version__
 from bbh_tf.layers import repeat_for_draws
 from bbh_tf.likelihoods import Likelihood
 
@@ -455,7 +456,23 @@ class PredictiveModel(keras.Model):
         config = super().get_config()
         config["network"] = self.network
         config["max_non_finite_steps"] = self.max_non_finite_steps
+        config["bbh_tf_version"] = __version__
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild from ``get_config``'s dict; a config written by a newer
+        bbh_tf, or naming a class that cannot be loaded, is refused with the
+        cause first."""
+        config = dict(config)
+        saving.check_version(config.pop("bbh_tf_version", None), __version__, "bbh_tf")
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise ValueError(
+                f"{cls.__name__} could not be rebuilt from its config: "
+                f"{saving.root_cause(error)}"
+            ) from error
 
 
 # Most input values one vectorised prediction pass holds (draws x batch rows

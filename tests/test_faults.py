@@ -284,3 +284,78 @@ def test_predict_distribution_splits_draws_across_passes(monkeypatch):
     # Other draws, the same distribution: close at 400 draws.
     np.testing.assert_allclose(split.mean, whole.mean, atol=0.05)
     np.testing.assert_allclose(split.std, whole.std, atol=0.05)
+
+
+# ---------------------------------------------------------------- loading
+def _archive_members(path):
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_archive(path, members):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    import json
+    folder = tmp_path_factory.mktemp("saved")
+    model, x, _ = _trained()
+    model.save(folder / "good.keras")
+    members = _archive_members(folder / "good.keras")
+    config = members["config.json"].decode()
+    tampered = config.replace('"registered_name": "bbh_tf>HyperDense"',
+                              '"registered_name": "Popen"', 1)
+    tampered = tampered.replace('"class_name": "HyperDense"', '"class_name": "Popen"', 1)
+    assert tampered != config
+    _write_archive(folder / "tampered.keras", members | {"config.json": tampered})
+    newer = json.loads(config)
+    newer["config"]["bbh_tf_version"] = "99.0.0"
+    _write_archive(folder / "newer_bbh_tf.keras",
+                   members | {"config.json": json.dumps(newer)})
+    metadata = json.loads(members["metadata.json"])
+    _write_archive(folder / "newer_keras.keras", members | {
+        "metadata.json": json.dumps(metadata | {"keras_version": "99.0.0"})})
+    data = (folder / "good.keras").read_bytes()
+    (folder / "truncated.keras").write_bytes(data[: len(data) // 2])
+    (folder / "text.keras").write_text("not a model")
+    return folder, model, x
+
+
+LOAD_CASES = [
+    ("missing", "absent.keras", FileNotFoundError, "`path` .* does not exist"),
+    ("truncated", "truncated.keras", ValueError, "not a complete .keras archive"),
+    ("not a zip", "text.keras", ValueError, "not a complete .keras archive"),
+    ("unknown class", "tampered.keras", ValueError,
+     "^BayesByHypernet could not be rebuilt from its config: Could not locate class 'Popen'"),
+    ("newer bbh_tf", "newer_bbh_tf.keras", ValueError, "saved with bbh_tf 99.0.0, newer than"),
+    ("newer keras", "newer_keras.keras", ValueError, "saved with Keras 99.0.0, newer than"),
+]
+
+
+@pytest.mark.parametrize("case, name, error, match", LOAD_CASES,
+                         ids=[c[0] for c in LOAD_CASES])
+def test_loading_errors_say_what_is_wrong_first(saved, case, name, error, match):
+    folder, _, _ = saved
+    with pytest.raises(error, match=match):
+        bbh_tf.load_model(folder / name)
+
+
+def test_keras_load_model_also_puts_the_cause_first(saved):
+    folder, _, _ = saved
+    with pytest.raises(ValueError, match="^BayesByHypernet could not be rebuilt"):
+        keras.models.load_model(folder / "tampered.keras")
+
+
+def test_load_model_round_trips(saved):
+    folder, model, x = saved
+    loaded = bbh_tf.load_model(folder / "good.keras")
+    assert isinstance(loaded, bbh_tf.BayesByHypernet)
+    assert_same(
+        [v.numpy() for v in model.network.trainable_variables],
+        [v.numpy() for v in loaded.network.trainable_variables],
+    )
