@@ -295,6 +295,23 @@ class HyperNetwork(keras.layers.Layer):
                 "(num_draws, num_chunks, noise_dim), see `noise_shape`.",
             )
 
+    # The noise generator's state is saved with the weights, so a model
+    # restored from a file or a BackupAndRestore checkpoint continues the
+    # same sequence of draws (resuming gives the uninterrupted run's result).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_generator_state"] = keras.ops.convert_to_numpy(
+            self.seed_generator.state.value
+        )
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if "seed_generator_state" in keys:
+            self.seed_generator.state.assign(store["seed_generator_state"])
+            # Files written before the state was saved have no such entry.
+            store = {k: store[k] for k in keys if k != "seed_generator_state"}
+        super().load_own_variables(store)
+
     def compute_output_shape(self, noise_shape, codes_shape):
         return (noise_shape[0], codes_shape[0], self.output_dim)
 

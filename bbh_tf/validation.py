@@ -99,7 +99,13 @@ def inputs(x, input_shape, name="x"):
             f"`{name}` must hold at least one example, got shape {x.shape}."
         )
     check_finite(name, x)
-    return x.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # reported below, by name
+        converted = x.astype(np.float32, copy=False)
+    if converted is not x and not np.all(np.isfinite(converted)):
+        raise ValueError(
+            f"`{name}` holds values beyond float32's range (about 3.4e38)."
+        )
+    return converted
 
 
 def targets(y, num_examples, sparse_classes=None, name="y"):

@@ -10,9 +10,9 @@ of the rest reported, with its ratio to maximum likelihood.
 default the package defaults: the semi-implicit posterior and KL bound, the
 hypernetwork's noise shared by all scales). Two earlier configurations run
 beside it for comparison: ``bbh_paper``, the package defaults before the
-semi-implicit posterior (the paper's deterministic ``HyperNetwork``, learning
-at the optimizer's rate, one update of a per-position discriminator per
-step, Adam 1e-3 for both optimizers), and ``bbh_per_value``, the MNIST
+semi-implicit posterior (weight-norm layers, the paper's deterministic
+``HyperNetwork`` learning at the optimizer's rate, one update of a
+per-position discriminator per step, Adam 1e-3 for both optimizers), and ``bbh_per_value``, the MNIST
 example's earlier default (the same generator with independent noise for
 every scale, ``HyperNetwork(output_dim=1, noise_per_chunk=True)``, and 5
 discriminator updates per step at Adam 1e-2).
@@ -55,7 +55,9 @@ def build_earlier_bbh(num_examples, per_value=False):
         semi_implicit=False, learning_rate_scale=1.0,
         **({"output_dim": 1, "noise_per_chunk": True} if per_value else {}),
     )
-    network = mnist_mlp.mlp(mnist_mlp.Layers("bbh", hypernet=hypernet))
+    network = mnist_mlp.mlp(
+        mnist_mlp.Layers("bbh", hypernet=hypernet, mode="weight_norm")
+    )
     model = bbh_tf.BayesByHypernet(
         network, num_examples=num_examples,
         kl_estimator=bbh_tf.kl.AdversarialKL(steps=5 if per_value else 1),

@@ -131,13 +131,14 @@ class Layers:
 
     ``dense(units, activation)`` and ``conv(filters, kernel_size,
     activation)``: plain Keras layers (``"ml"``, ``"mc_dropout"``), Bayes by
-    Backprop layers (``"bbb"``) or weight-norm hyper layers sharing one
-    ``HyperNetwork`` (``"bbh"``): ``hypernet``, or by default one built from
-    ``--noise_per_chunk`` and ``--hypernet_output_dim``.
+    Backprop layers (``"bbb"``) or hyper layers of ``mode`` (default
+    ``--mode``) sharing one ``HyperNetwork`` (``"bbh"``): ``hypernet``, or by
+    default one built from the shared hypernetwork flags.
     """
 
-    def __init__(self, method, hypernet=None):
+    def __init__(self, method, hypernet=None, mode=None):
         self.method = method
+        self.mode = mode or FLAGS.mode
         if method == "bbh" and hypernet is None:
             hypernet = shared_flags.hypernetwork()
         self.hypernet = hypernet if method == "bbh" else None
@@ -145,7 +146,7 @@ class Layers:
     def dense(self, units, activation):
         if self.method == "bbh":
             return bbh_tf.HyperDense(
-                units, activation=activation, mode=FLAGS.mode, hypernet=self.hypernet
+                units, activation=activation, mode=self.mode, hypernet=self.hypernet
             )
         if self.method == "bbb":
             return bbh_tf.BayesByBackpropDense(
@@ -156,7 +157,7 @@ class Layers:
     def conv(self, filters, kernel_size, activation):
         if self.method == "bbh":
             return bbh_tf.HyperConv2D(
-                filters, kernel_size, activation=activation, mode=FLAGS.mode,
+                filters, kernel_size, activation=activation, mode=self.mode,
                 hypernet=self.hypernet,
             )
         if self.method == "bbb":

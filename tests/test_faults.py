@@ -359,3 +359,122 @@ def test_load_model_round_trips(saved):
         [v.numpy() for v in model.network.trainable_variables],
         [v.numpy() for v in loaded.network.trainable_variables],
     )
+
+
+# ------------------------------------------------- property-based checks
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from bbh_tf import validation  # noqa: E402
+
+NUMERIC = st.sampled_from(["float16", "float32", "float64", "int8", "int32",
+                           "uint8", "bool"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 5), width=st.integers(1, 9), dtype=NUMERIC)
+def test_any_numeric_array_of_the_input_shape_is_accepted_as_float32(rows, width, dtype):
+    x = np.ones((rows, width), dtype)
+    checked = validation.inputs(x, (None, width))
+    assert checked.dtype == np.float32 and checked.shape == (rows, width)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+       expected=st.tuples(st.integers(1, 5), st.integers(1, 5)))
+def test_a_wrong_shape_is_named_whatever_it_is(shape, expected):
+    expected_shape = (None, *expected)
+    ok = len(shape) == 3 and shape[1:] == expected and shape[0] > 0
+    x = np.zeros(shape, "float32")
+    if ok:
+        validation.inputs(x, expected_shape)
+    else:
+        with pytest.raises(ValueError, match="^`x` must"):
+            validation.inputs(x, expected_shape)
+
+
+def _as_float32(x):
+    with np.errstate(over="ignore"):
+        return x.astype("float32")
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=hnp.arrays("float64", st.tuples(st.integers(1, 4), st.integers(1, 4)),
+                    elements=st.floats(allow_nan=True, allow_infinity=True)))
+def test_non_finite_values_are_named_and_finite_ones_pass(x):
+    if not np.isfinite(x).all():
+        with pytest.raises(ValueError, match="`x` contains NaN or infinite"):
+            validation.inputs(x, None)
+    elif not np.isfinite(_as_float32(x)).all():
+        with pytest.raises(ValueError, match="`x` holds values beyond float32"):
+            validation.inputs(x, None)
+    else:
+        assert np.isfinite(validation.inputs(x, None)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(labels=hnp.arrays("int64", st.integers(1, 20), elements=st.integers(-3, 6)))
+def test_sparse_labels_outside_the_classes_are_named(labels):
+    if labels.min() >= 0 and labels.max() < 4:
+        validation.targets(labels, len(labels), sparse_classes=4)
+    else:
+        with pytest.raises(ValueError, match=r"`y` must hold class indices in \[0, 4\)"):
+            validation.targets(labels, len(labels), sparse_classes=4)
+
+
+# ------------------------------------------------------ killed and resumed
+KILLED_RUN = """
+import os, signal, sys
+import keras, numpy as np, bbh_tf
+sys.path.insert(0, {tests!r})
+from conftest import blobs, compiled_model
+mode, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+keras.utils.set_random_seed(0)
+x, y = blobs(n=128)
+model = compiled_model(num_examples=128)
+
+class Kill(keras.callbacks.Callback):
+    seen = 0
+    def on_train_batch_end(self, batch, logs=None):
+        Kill.seen += 1
+        if Kill.seen == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+callbacks = []
+if mode == "backup":
+    callbacks = [keras.callbacks.BackupAndRestore("backup"), Kill()]
+model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0,
+          callbacks=callbacks)
+np.savez(out, *[v.numpy() for v in model.variables])
+"""
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "run.py").write_text(
+        KILLED_RUN.format(tests=os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "run.py", *map(str, args)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    # Killed at a random batch after the first epoch's backup (of 16).
+    kill_at = int(np.random.default_rng(5).integers(5, 16))
+    assert run("plain", "plain.npz", 0).returncode == 0
+    killed = run("backup", "killed.npz", kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = run("backup", "resumed.npz", 0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    plain, again = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "resumed.npz")
+    # Weights, biases and the noise generator's state, bit for bit: the
+    # epoch cut short is rerun from the last backup with the same draws.
+    assert plain.files == again.files
+    for name in plain.files:
+        np.testing.assert_array_equal(plain[name], again[name], err_msg=f"kill_at={kill_at}")
