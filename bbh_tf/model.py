@@ -14,6 +14,8 @@ Each training step (``train_step``, traced by ``fit`` into a tf.function):
    gradient from the same pass, applied by ``discriminator_optimizer``.
 """
 
+import weakref
+
 import keras
 import tensorflow as tf
 
@@ -122,7 +124,23 @@ class BayesByHypernet(VariationalModel):
                 "`network` contains no hyper layers (HyperDense, ...): "
                 "there is no posterior to learn."
             )
+        self._claim_hypernets()
         self.kl_estimator.setup(self._groups, self.prior)
+
+    def _claim_hypernets(self):
+        """Make this model the owner of its hypernetworks, or refuse one that
+        another built model owns: training either would change the other."""
+        for hypernet in self.hypernets:
+            owner_ref = hypernet.__dict__.get("_bbh_owner")
+            owner = owner_ref() if owner_ref is not None else None
+            if owner is not None and owner is not self and owner.built:
+                raise ValueError(
+                    f"HyperNetwork {hypernet.name!r} already belongs to the built "
+                    f"model {owner.name!r}; sharing it would make training one "
+                    "model change the other. Give each model its own "
+                    "HyperNetwork (and its own hyper layers)."
+                )
+            hypernet.__dict__["_bbh_owner"] = weakref.ref(self)
 
     def _build_optimizers(self):
         with self.distribute_strategy.scope():

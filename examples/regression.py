@@ -8,7 +8,9 @@ scale; ``--likelihood=homoscedastic`` learns one scale), Adam at
 ``--learning_rate`` for every optimizer, ``--epochs`` (40) of batch 32.
 Methods (``--methods``, default all):
 
-* ``bbh_<mode>_<estimator>``: Bayes by Hypernet with the package defaults,
+* ``bbh_<mode>_<estimator>``: Bayes by Hypernet with the package defaults
+  (the shared hypernetwork flags, e.g. ``--hypernet_learning_rate_scale``,
+  change them),
   ``mode`` ``scale`` (the default), ``weight_norm`` or ``full``, ``estimator``
   ``semi_implicit``,
   ``nearest_neighbour`` or ``adversarial``;
@@ -94,7 +96,7 @@ def build(method, input_dim, num_examples):
         mode, estimator = next(
             (m, e) for m in MODES for e in ESTIMATORS if method == f"bbh_{m}_{e}"
         )
-        hypernet = bbh_tf.HyperNetwork()
+        hypernet = shared_flags.hypernetwork()
         net = network(
             lambda units, activation: bbh_tf.HyperDense(
                 units, activation=activation, mode=mode, hypernet=hypernet
@@ -210,6 +212,7 @@ def main(argv):
         raise app.UsageError(f"--learning_rate must be a finite number > 0, got {FLAGS.learning_rate}.")
     if not 0 <= FLAGS.dropout_rate < 1:
         raise app.UsageError(f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}.")
+    shared_flags.check()
     x, y, name = load_data()
     splits = list(bbh_tf.data.standardized_splits(x, y, FLAGS.splits, seed=FLAGS.seed))
     print(f"{name}: {len(x)} rows, {x.shape[1]} features, {len(splits)} splits")
@@ -228,7 +231,9 @@ def main(argv):
         "flags": {key: FLAGS[key].value for key in (
             "methods", "dataset", "csv", "target", "splits", "seed", "epochs",
             "batch_size", "hidden_units", "learning_rate", "likelihood",
-            "dropout_rate", "num_samples")},
+            "dropout_rate", "num_samples")} | {
+            "hypernet": {k: v for k, v in shared_flags.values().items()
+                         if k.startswith("hypernet") or k in ("semi_implicit", "noise_per_chunk")}},
         "environment": shared_flags.environment(),
     }
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

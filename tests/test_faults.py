@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import bbh_tf
-from conftest import blobs, compiled_model
+from conftest import blobs, compiled_model, small_classifier
 
 
 def plain_net(dropout=False):
@@ -428,7 +428,7 @@ KILLED_RUN = """
 import os, signal, sys
 import keras, numpy as np, bbh_tf
 sys.path.insert(0, {tests!r})
-from conftest import blobs, compiled_model
+from conftest import blobs, compiled_model, small_classifier
 mode, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 keras.utils.set_random_seed(0)
 x, y = blobs(n=128)
@@ -478,3 +478,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert plain.files == again.files
     for name in plain.files:
         np.testing.assert_array_equal(plain[name], again[name], err_msg=f"kill_at={kill_at}")
+
+
+# ------------------------------------------------------ sharing by models
+def test_a_hypernetwork_owned_by_a_built_model_is_refused_by_another():
+    network = small_classifier()
+    first = bbh_tf.BayesByHypernet(network, num_examples=64)
+    first.build((None, 6))
+    second = bbh_tf.BayesByHypernet(network, num_examples=64)
+    with pytest.raises(ValueError, match="already belongs to the built model"):
+        second.build((None, 6))
+    # A model of its own builds; the first is untouched.
+    bbh_tf.BayesByHypernet(small_classifier(), num_examples=64).build((None, 6))
