@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from bbh_tf import _checks, kl
+from bbh_tf.callbacks import DiscriminatorFollowsLearningRate
 from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
 from bbh_tf.posterior import groups_of
@@ -336,6 +337,13 @@ class BayesByHypernet(VariationalModel):
             self.warm_up_discriminator(
                 warmup, verbose=1 if verbose == "auto" else min(int(verbose), 1)
             )
+
+    def _fit_callbacks(self):
+        callbacks = super()._fit_callbacks()
+        if self.kl_estimator.has_own_weights:
+            # Learning-rate callbacks move the discriminator's rate too.
+            callbacks.append(DiscriminatorFollowsLearningRate())
+        return callbacks
 
     def warm_up_discriminator(self, steps, verbose=1):
         """Make ``steps`` updates of the KL estimator's own weights (the

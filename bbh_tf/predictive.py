@@ -350,12 +350,18 @@ class PredictiveModel(keras.Model):
         validation.fit_inputs(self, arguments)
         self._prepare_fit(arguments)
         validation.fit_data(self, arguments)
-        arguments["callbacks"] = list(arguments.get("callbacks") or []) + [
+        arguments["callbacks"] = list(arguments.get("callbacks") or []) + (
+            self._fit_callbacks()
+        )
+        return super().fit(**arguments)
+
+    def _fit_callbacks(self):
+        """Callbacks ``fit`` appends to the user's (which run first)."""
+        return [
             guard.StopOnNonFiniteSteps(
                 self.non_finite_tracker, self.max_non_finite_steps
             )
         ]
-        return super().fit(**arguments)
 
     def evaluate(self, *args, **kwargs):
         """``keras.Model.evaluate``, its array data checked first (see

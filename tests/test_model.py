@@ -370,3 +370,29 @@ def test_prediction_tiles_the_batch_for_non_sequential_networks():
     assert model._shared_input_layer is None
     mean, std = model.predict_distribution(blobs(n=10)[0], num_samples=5)
     assert mean.shape == std.shape == (10, 3) and (std > 0).any()
+
+
+@pytest.mark.parametrize("callback", ["scheduler", "plateau"])
+def test_learning_rate_callbacks_move_the_discriminator_rate_too(callback):
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64, kl_estimator="adversarial")
+    if callback == "scheduler":
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e-2 * 0.5**epoch)
+    else:
+        # min_delta huge: every epoch counts as no improvement.
+        schedule = keras.callbacks.ReduceLROnPlateau(
+            monitor="loss", factor=0.5, patience=0, min_delta=1e9)
+    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0,
+                        callbacks=[schedule]).history
+    rates = np.array(history["learning_rate"])
+    np.testing.assert_allclose(history["discriminator_learning_rate"], rates, rtol=1e-5)
+    assert rates[-1] < rates[0]
+    np.testing.assert_allclose(
+        float(model.discriminator_optimizer.learning_rate),
+        float(model.optimizer.learning_rate), rtol=1e-5)
+
+
+def test_estimators_without_weights_log_no_discriminator_rate():
+    x, y = blobs(n=64)
+    history = compiled_model(num_examples=64).fit(x, y, epochs=1, verbose=0).history
+    assert "discriminator_learning_rate" not in history

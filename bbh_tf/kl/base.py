@@ -23,10 +23,14 @@ class KLEstimator(keras.layers.Layer):
         log_names: Names of the scalars :meth:`estimate` logs besides ``kl``.
         needs_density: Whether it needs ``q(w | eps)`` (a semi-implicit
             hypernetwork, ``HyperNetwork(semi_implicit=True)``).
+        has_own_weights: Whether it trains weights of its own with
+            ``discriminator_optimizer`` (whose learning rate then follows
+            the model optimizer's under Keras' learning-rate callbacks).
     """
 
     log_names = ()
     needs_density = False
+    has_own_weights = False
 
     def setup(self, groups, prior):
         """Check the model's groups and build any weights (once, at build)."""
