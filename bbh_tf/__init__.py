@@ -31,6 +31,7 @@ if _keras.backend.backend() != "tensorflow":
     )
 
 from bbh_tf import data, kl, metrics  # noqa: E402
+from bbh_tf._version import __version__  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
     BayesByBackpropConv2D,
@@ -56,7 +57,6 @@ from bbh_tf.model import BayesByHypernet  # noqa: E402
 from bbh_tf.predictive import Prediction, PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
 from bbh_tf.saving import load_model  # noqa: E402
-from bbh_tf._version import __version__  # noqa: E402
 
 __all__ = [
     "BayesByBackprop",
@@ -79,6 +79,7 @@ __all__ = [
     "PredictiveModel",
     "ScaleMixturePrior",
     "StudentTLikelihood",
+    "__version__",
     "data",
     "discriminator_loss",
     "export_saved_model",

@@ -47,9 +47,7 @@ def positive_float(name, value):
 def non_negative_float(name, value):
     """Return ``value`` as a float, or raise if it is not finite and >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a finite number >= 0, got {value!r}."
-        )
+        raise TypeError(f"`{name}` must be a finite number >= 0, got {value!r}.")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"`{name}` must be a finite number >= 0, got {value}.")
     return float(value)
@@ -86,11 +84,7 @@ def unit_tuple(name, value, allow_empty=False):
     if not units and not allow_empty:
         raise ValueError(f"`{name}` must hold at least one layer size.")
     for unit in units:
-        if (
-            isinstance(unit, bool)
-            or not isinstance(unit, numbers.Integral)
-            or unit < 1
-        ):
+        if isinstance(unit, bool) or not isinstance(unit, numbers.Integral) or unit < 1:
             raise ValueError(
                 f"`{name}` must be a sequence of integers >= 1, got {value!r}."
             )

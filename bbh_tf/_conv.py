@@ -130,8 +130,9 @@ class Conv2DLayer:
     ``self.kernel_shape = self._conv_kernel_shape(input_shape)`` in ``build``.
     """
 
-    def _init_conv(self, filters, kernel_size, strides, padding, dilation_rate,
-                   data_format):
+    def _init_conv(
+        self, filters, kernel_size, strides, padding, dilation_rate, data_format
+    ):
         self.filters = _checks.positive_int("filters", filters)
         self.spec = ConvSpec.checked(
             kernel_size, strides, padding, dilation_rate, data_format

@@ -182,9 +182,7 @@ class _BayesByBackpropLayer(keras.layers.Layer):
                 f"GaussianPrior, got {type(prior).__name__}."
             )
         self.prior = prior
-        self.kernel_mean_initializer = keras.initializers.get(
-            kernel_mean_initializer
-        )
+        self.kernel_mean_initializer = keras.initializers.get(kernel_mean_initializer)
         self.init_rho = _checks.finite_float("init_rho", init_rho)
         if seed is not None:
             seed = _checks.non_negative_int("seed", seed)
@@ -341,9 +339,7 @@ class BayesByBackpropDense(_BayesByBackpropLayer):
         self.input_dim = _checks.known_last_dim(self.name, input_shape)
         self.kernel_shape = (self.input_dim, self.units)
         self._build_posterior()
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=2, axes={-1: self.input_dim}
-        )
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.input_dim})
 
     def _linear(self, inputs, kernel):
         return keras.ops.matmul(inputs, kernel)

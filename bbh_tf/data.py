@@ -109,8 +109,7 @@ def _load_idx_split(data_dir, split):
     label_path = os.path.join(data_dir, label_name)
     for path in (image_path, label_path):
         if not os.path.isfile(path):
-            expected = ", ".join(name for pair in _IDX_FILES.values()
-                                 for name in pair)
+            expected = ", ".join(name for pair in _IDX_FILES.values() for name in pair)
             raise FileNotFoundError(
                 f"MNIST file {path!r} not found. The directory given by "
                 f"`data_dir` or ${MNIST_DIR_ENV} must hold the gzipped IDX "
@@ -146,20 +145,16 @@ def _read_idx(path, magic, ndim):
     header_size = 4 * (1 + ndim)
     if len(raw) < header_size:
         raise ValueError(
-            f"MNIST file {path!r} is too short for an IDX header "
-            f"({len(raw)} bytes)."
+            f"MNIST file {path!r} is too short for an IDX header ({len(raw)} bytes)."
         )
     header = np.frombuffer(raw, dtype=">i4", count=1 + ndim)
     if header[0] != magic:
         raise ValueError(
-            f"MNIST file {path!r} has magic number {header[0]}, "
-            f"expected {magic}."
+            f"MNIST file {path!r} has magic number {header[0]}, expected {magic}."
         )
     shape = tuple(int(d) for d in header[1:])
     if min(shape) < 0:
-        raise ValueError(
-            f"MNIST file {path!r} declares a negative dimension: {shape}."
-        )
+        raise ValueError(f"MNIST file {path!r} declares a negative dimension: {shape}.")
     # math.prod of Python ints cannot overflow, unlike a numpy product.
     n_bytes = math.prod(shape)
     if len(raw) - header_size != n_bytes:

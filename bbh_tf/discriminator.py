@@ -73,9 +73,7 @@ class Discriminator(keras.Model):
             )
             for i, units in enumerate(self.hidden_units[1:], start=1)
         ]
-        self.logit_layer = keras.layers.Dense(
-            1, name="logit", dtype=self.dtype_policy
-        )
+        self.logit_layer = keras.layers.Dense(1, name="logit", dtype=self.dtype_policy)
         if self.conditional:
             # Maps (chunk code, offset) to the first layer's pre-activation:
             # a small MLP of its own, so position and chunk can interact.

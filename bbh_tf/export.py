@@ -79,7 +79,8 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
 
     def serve(inputs):
         tf.debugging.assert_equal(
-            tf.shape(inputs)[1:], tf.constant(row_shape, tf.int32),
+            tf.shape(inputs)[1:],
+            tf.constant(row_shape, tf.int32),
             message=shape_message,
         )
         # Non-finite rows are served as NaN with a flag; zeros go through the
@@ -95,11 +96,18 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
             # Both the hypernetwork's noise and the per-value noise, drawn
             # here: a SeedGenerator's saved state would replay on reload.
             shapes = group.noise_shapes(num_samples)
-            noise.append(GroupNoise(*(
-                None if shape is None
-                else tf.random.stateless_normal(shape, seed=seed + 2 * index + part)
-                for part, shape in enumerate(shapes)
-            )))
+            noise.append(
+                GroupNoise(
+                    *(
+                        None
+                        if shape is None
+                        else tf.random.stateless_normal(
+                            shape, seed=seed + 2 * index + part
+                        )
+                        for part, shape in enumerate(shapes)
+                    )
+                )
+            )
         samples = model.sample_predictions(inputs, num_samples, noise=noise)
         mean = tf.reduce_mean(samples, axis=0)
         outputs = {"mean": mean, "std": tf.math.reduce_std(samples, axis=0)}
@@ -125,8 +133,6 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     archive.add_endpoint(
         name="serving_default",
         fn=serve,
-        input_signature=[
-            tf.TensorSpec(model.input_shape_, tf.float32, name="inputs")
-        ],
+        input_signature=[tf.TensorSpec(model.input_shape_, tf.float32, name="inputs")],
     )
     archive.write_out(str(path), verbose=False)

@@ -92,11 +92,17 @@ class NonFiniteSteps(keras.metrics.Metric):
         super().__init__(name=name, **kwargs)
         # Every replica holds the same value (the verdict is all-reduced).
         self.count = self.add_variable(
-            shape=(), initializer="zeros", dtype="int64", name="count",
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            name="count",
             aggregation="only_first_replica",
         )
         self.run = self.add_variable(
-            shape=(), initializer="zeros", dtype="int64", name="run",
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            name="run",
             aggregation="only_first_replica",
         )
 

@@ -96,10 +96,15 @@ class _ScaledDense(keras.layers.Layer):
     def build(self, input_shape):
         initializer = self.kernel_initializer
         self.kernel = self.add_weight(
-            name="kernel", shape=(int(input_shape[-1]), self.units),
-            initializer=lambda shape, dtype=None: initializer(shape, dtype) / self.scale,
+            name="kernel",
+            shape=(int(input_shape[-1]), self.units),
+            initializer=lambda shape, dtype=None: (
+                initializer(shape, dtype) / self.scale
+            ),
         )
-        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+        self.bias = self.add_weight(
+            name="bias", shape=(self.units,), initializer="zeros"
+        )
 
     def call(self, inputs):
         outputs = keras.ops.matmul(inputs, self.kernel) + self.bias
@@ -199,14 +204,20 @@ class HyperNetwork(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.hidden_layers = [
             _ScaledDense(
-                units, self.activation, self.kernel_initializer,
-                self.learning_rate_scale, name=f"hidden_{i}",
+                units,
+                self.activation,
+                self.kernel_initializer,
+                self.learning_rate_scale,
+                name=f"hidden_{i}",
             )
             for i, units in enumerate(self.hidden_units)
         ]
         self.output_layer = _ScaledDense(
-            self.output_dim, keras.activations.linear, self.kernel_initializer,
-            self.learning_rate_scale, name="output",
+            self.output_dim,
+            keras.activations.linear,
+            self.kernel_initializer,
+            self.learning_rate_scale,
+            name="output",
         )
 
     def build(self, noise_shape=None, codes_shape=None):
@@ -285,12 +296,12 @@ class HyperNetwork(keras.layers.Layer):
             for got, want in zip(shape, expected)
         ):
             raise ValueError(
-                f"`noise` must have shape {expected} (see `noise_shape`), got "
-                f"{shape}."
+                f"`noise` must have shape {expected} (see `noise_shape`), got {shape}."
             )
         if self.noise_per_chunk and None in (shape[1], codes.shape[0]):
             tf.debugging.assert_equal(
-                tf.shape(noise)[1], tf.shape(codes)[0],
+                tf.shape(noise)[1],
+                tf.shape(codes)[0],
                 message="`noise` must have one row per chunk of `codes`: shape "
                 "(num_draws, num_chunks, noise_dim), see `noise_shape`.",
             )

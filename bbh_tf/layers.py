@@ -81,7 +81,8 @@ class HyperLayer(keras.layers.Layer):
         if not self.hypernet.semi_implicit:
             return
         self.generated_mean = self.add_weight(
-            name="generated_mean", shape=(self.num_generated,),
+            name="generated_mean",
+            shape=(self.num_generated,),
             initializer=initial_mean,
         )
         # softplus(rho) = init_stddev, solved for rho.
@@ -311,15 +312,11 @@ class _LinearHyperLayer(HyperLayer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(
                     self.kernel_regularizer
                 ),
-                "bias_regularizer": keras.regularizers.serialize(
-                    self.bias_regularizer
-                ),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
             }
         )
         return config
@@ -378,9 +375,7 @@ class HyperDense(_LinearHyperLayer):
         self.input_dim = _checks.known_last_dim(self.name, input_shape)
         self.kernel_shape = (self.input_dim, self.units)
         self._build_weights()
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=2, axes={-1: self.input_dim}
-        )
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.input_dim})
 
     def _linear(self, inputs, kernel):
         return tf.matmul(inputs, kernel)

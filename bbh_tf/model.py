@@ -81,8 +81,11 @@ class BayesByHypernet(VariationalModel):
             network, num_examples=num_examples, kl_weight=kl_weight, **kwargs
         )
         prior = ScaleMixturePrior() if prior is None else deserialize(prior)
-        if not (hasattr(prior, "sample") and hasattr(prior, "log_prob")
-                and hasattr(prior, "get_config")):
+        if not (
+            hasattr(prior, "sample")
+            and hasattr(prior, "log_prob")
+            and hasattr(prior, "get_config")
+        ):
             raise TypeError(
                 "`prior` must be a bbh_tf prior such as ScaleMixturePrior or "
                 f"GaussianPrior, got {type(prior).__name__}."
@@ -190,8 +193,9 @@ class BayesByHypernet(VariationalModel):
         noise = noise or self._draw_noise(num_draws)
         return [group.draw(n) for group, n in zip(self._groups, noise)]
 
-    def _run_network(self, rows, num_draws, training=None, noise=None,
-                     shared_input_layer=None):
+    def _run_network(
+        self, rows, num_draws, training=None, noise=None, shared_input_layer=None
+    ):
         """Network output for ``rows`` laid out as ``num_draws`` equal groups
         (or, with ``shared_input_layer``, one group that layer shares), and
         the draws used."""
@@ -218,8 +222,10 @@ class BayesByHypernet(VariationalModel):
         for layer in self.network.layers:
             if isinstance(layer, HyperLayer):
                 return layer
-            if any(isinstance(inner, HyperLayer)
-                   for inner in layer._flatten_layers(include_self=False)):
+            if any(
+                isinstance(inner, HyperLayer)
+                for inner in layer._flatten_layers(include_self=False)
+            ):
                 return None
         return None
 
@@ -257,8 +263,10 @@ class BayesByHypernet(VariationalModel):
         """Every used generated value for ``num_draws`` joint draws, groups
         side by side: ``(num_draws, total used)``. For inspecting ``q``."""
         return tf.concat(
-            [group.used_values(d.values)
-             for group, d in zip(self._groups, self.draw(num_draws))],
+            [
+                group.used_values(d.values)
+                for group, d in zip(self._groups, self.draw(num_draws))
+            ],
             axis=1,
         )
 
@@ -278,7 +286,9 @@ class BayesByHypernet(VariationalModel):
         self._build_on_first_trace(x)
         estimator = self.kl_estimator
         estimator.before_update(
-            self._groups, self.prior, self.discriminator_optimizer,
+            self._groups,
+            self.prior,
+            self.discriminator_optimizer,
             self.num_weight_samples,
         )
         variables = self.network.trainable_variables
@@ -357,8 +367,12 @@ class BayesByHypernet(VariationalModel):
         def update():
             loss = strategy.run(
                 self.kl_estimator.warm_up,
-                args=(self._groups, self.prior, self.discriminator_optimizer,
-                      self.num_weight_samples),
+                args=(
+                    self._groups,
+                    self.prior,
+                    self.discriminator_optimizer,
+                    self.num_weight_samples,
+                ),
             )
             return strategy.reduce("MEAN", loss, axis=None)
 

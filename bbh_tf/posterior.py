@@ -114,8 +114,9 @@ class HyperGroup:
         ``(chunks, output_dim)``, zero on the padding."""
         width = self.hypernet.output_dim
         parts = [
-            tf.pad(tf.cast(values, tf.float32),
-                   [[0, chunks * width - layer.num_generated]])
+            tf.pad(
+                tf.cast(values, tf.float32), [[0, chunks * width - layer.num_generated]]
+            )
             for layer, chunks, values in zip(self.layers, self.chunks, per_layer)
         ]
         return tf.reshape(tf.concat(parts, axis=0), (-1, width))
@@ -165,9 +166,7 @@ class HyperGroup:
         for block in blocks:
             z = (values[:, None] - block[None]) / sigma
             # (n, components, chunks): the log density summed in each chunk.
-            parts.append(
-                -0.5 * tf.reduce_sum(tf.square(z) * mask, axis=-1) - log_norm
-            )
+            parts.append(-0.5 * tf.reduce_sum(tf.square(z) * mask, axis=-1) - log_norm)
         per_chunk = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
         if self.num_blocks == 1:
             return tf.reduce_sum(per_chunk, axis=-1, keepdims=True)

@@ -370,8 +370,9 @@ class PredictiveModel(keras.Model):
         validation.batch_size(arguments.get("batch_size"))
         if validation.is_array(arguments.get("x")) and not self.built:
             self.build(validation.inputs(arguments["x"], None).shape)
-        validation.data(self, arguments.get("x"), arguments.get("y"),
-                        arguments.get("sample_weight"))
+        validation.data(
+            self, arguments.get("x"), arguments.get("y"), arguments.get("sample_weight")
+        )
         return super().evaluate(**arguments)
 
     def predict(self, *args, **kwargs):
@@ -509,8 +510,12 @@ def pooled_moments(parts, counts):
     mean = average(means)
 
     def pooled_std(stds):
-        second = average([s.astype(np.float64) ** 2 + m.astype(np.float64) ** 2
-                          for s, m in zip(stds, means)])
+        second = average(
+            [
+                s.astype(np.float64) ** 2 + m.astype(np.float64) ** 2
+                for s, m in zip(stds, means)
+            ]
+        )
         return np.sqrt(np.maximum(second - mean**2, 0.0))
 
     pooled = [mean, pooled_std([p[1] for p in parts])]
@@ -532,9 +537,10 @@ def _bound_arguments(method, model, args, kwargs):
 
 def is_multi_worker(strategy):
     """Whether ``strategy`` spans several workers (processes or machines)."""
-    return isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
 
 
 class VariationalModel(PredictiveModel):
@@ -641,7 +647,5 @@ class VariationalModel(PredictiveModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"num_examples": self.num_examples, "kl_weight": self.kl_weight}
-        )
+        config.update({"num_examples": self.num_examples, "kl_weight": self.kl_weight})
         return config

@@ -43,9 +43,7 @@ class _DiagonalPrior:
         return cls(**config)
 
     def __eq__(self, other):
-        return type(self) is type(other) and (
-            self.get_config() == other.get_config()
-        )
+        return type(self) is type(other) and (self.get_config() == other.get_config())
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

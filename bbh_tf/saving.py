@@ -89,7 +89,8 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     if bad_member is not None or "config.json" not in names:
         raise ValueError(
             f"`path` {path!r} is not a complete .keras archive (corrupt or "
-            "missing member: " f"{bad_member or 'config.json'})."
+            "missing member: "
+            f"{bad_member or 'config.json'})."
         )
     check_version(metadata.get("keras_version"), keras.__version__, "Keras")
     return keras.models.load_model(

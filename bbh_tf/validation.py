@@ -38,8 +38,10 @@ def input_shape_of(x):
 
 def numeric_array(name, values):
     """``values`` as a numpy array of a numeric (or bool) dtype."""
-    if isinstance(values, (list, tuple)) and values and all(
-        is_array(v) and np.ndim(v) > 0 for v in values
+    if (
+        isinstance(values, (list, tuple))
+        and values
+        and all(is_array(v) and np.ndim(v) > 0 for v in values)
     ):
         raise TypeError(
             f"`{name}` must be one array: bbh_tf models take one input and "
@@ -191,8 +193,7 @@ def fit_data(model, arguments):
     """Check ``fit``'s data against the built model: ``x``, ``y`` (label
     ranges need the output's size), ``sample_weight`` and
     ``validation_data``."""
-    data(model, arguments.get("x"), arguments.get("y"),
-         arguments.get("sample_weight"))
+    data(model, arguments.get("x"), arguments.get("y"), arguments.get("sample_weight"))
     validation = arguments.get("validation_data")
     if not isinstance(validation, (tuple, list)) or not 2 <= len(validation) <= 3:
         return

@@ -36,10 +36,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 import bbh_tf  # noqa: E402
 
@@ -65,7 +65,8 @@ flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 # Toy problem.
 flags.DEFINE_list("toy_seeds", ["0", "1"], "Seeds (data and training) of the toy runs.")
 flags.register_validator(
-    "toy_seeds", lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
+    "toy_seeds",
+    lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
     message="--toy_seeds must be integers in [0, 2**32 - 1].",
 )
 flags.DEFINE_integer("toy_steps", 4000, "Full-batch training steps per toy run.")
@@ -128,9 +129,11 @@ def compile_bbh(model, learning_rate, loss, metrics=None):
 # -------------------------------------------------------------------- toy
 def toy_nll(y_true, y_pred):
     """Gaussian NLL per example with the known noise std, up to a constant."""
-    return 0.5 * keras.ops.mean(
-        keras.ops.square(y_true - y_pred), axis=-1
-    ) / TOY_NOISE_STD**2
+    return (
+        0.5
+        * keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+        / TOY_NOISE_STD**2
+    )
 
 
 def run_toy(conditional, seed):
@@ -147,7 +150,8 @@ def run_toy(conditional, seed):
     model = bbh_tf.BayesByHypernet(
         network,
         kl_estimator=bbh_tf.kl.AdversarialKL(
-            bbh_tf.Discriminator(conditional=conditional), steps=FLAGS.discriminator_steps
+            bbh_tf.Discriminator(conditional=conditional),
+            steps=FLAGS.discriminator_steps,
         ),
         num_examples=len(x),
         num_weight_samples=FLAGS.num_weight_samples,
@@ -174,7 +178,7 @@ def run_toy(conditional, seed):
         "seed": seed,
         "std_inside": float(grid_std[inside].mean()),
         "std_outside": float(grid_std[~inside].mean()),
-        "train_rmse": float(np.sqrt(np.mean((mean[len(grid):, 0] - y[:, 0]) ** 2))),
+        "train_rmse": float(np.sqrt(np.mean((mean[len(grid) :, 0] - y[:, 0]) ** 2))),
         "train_seconds": round(train_seconds, 1),
     }
     result.update(last_logged(history))
@@ -213,7 +217,8 @@ def run_mnist(conditional, data):
     model = bbh_tf.BayesByHypernet(
         network,
         kl_estimator=bbh_tf.kl.AdversarialKL(
-            bbh_tf.Discriminator(conditional=conditional), steps=FLAGS.discriminator_steps
+            bbh_tf.Discriminator(conditional=conditional),
+            steps=FLAGS.discriminator_steps,
         ),
         num_examples=len(x_train),
         num_weight_samples=FLAGS.num_weight_samples,
@@ -302,17 +307,31 @@ def main(argv):
     flag_values = {
         name: FLAGS[name].value
         for name in (
-            "problems", "forms", "discriminator_steps",
-            "discriminator_learning_rate", "num_weight_samples", "toy_seeds",
-            "toy_steps", "toy_learning_rate", "toy_num_samples", "mnist_epochs",
-            "mnist_seed", "mnist_learning_rate", "mnist_batch_size",
-            "mnist_num_samples", "mnist_train_examples",
+            "problems",
+            "forms",
+            "discriminator_steps",
+            "discriminator_learning_rate",
+            "num_weight_samples",
+            "toy_seeds",
+            "toy_steps",
+            "toy_learning_rate",
+            "toy_num_samples",
+            "mnist_epochs",
+            "mnist_seed",
+            "mnist_learning_rate",
+            "mnist_batch_size",
+            "mnist_num_samples",
+            "mnist_train_examples",
         )
     }
-    output = {"flags": flag_values, "versions": {
-        "tensorflow": tf.__version__, "keras": keras.__version__,
-        "bbh_tf": bbh_tf.__version__,
-    }}
+    output = {
+        "flags": flag_values,
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "bbh_tf": bbh_tf.__version__,
+        },
+    }
 
     def save():
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

@@ -29,18 +29,21 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
-
-import bbh_tf  # noqa: E402
 import mnist_mlp  # noqa: E402  (defines the shared flags)
 import shared_flags  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import bbh_tf  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
-    "methods", ["ml", "bbh", "bbh_paper"],
+    "methods",
+    ["ml", "bbh", "bbh_paper"],
     "Methods: mnist_mlp's, bbh_paper or bbh_per_value.",
 )
 flags.DEFINE_integer("rounds", 4, "Epochs per method; the first is dropped.")
@@ -52,14 +55,16 @@ def build_earlier_bbh(num_examples, per_value=False):
     the package defaults then (``bbh_paper``), or with ``per_value`` the
     MNIST example's default then (``bbh_per_value``)."""
     hypernet = bbh_tf.HyperNetwork(
-        semi_implicit=False, learning_rate_scale=1.0,
+        semi_implicit=False,
+        learning_rate_scale=1.0,
         **({"output_dim": 1, "noise_per_chunk": True} if per_value else {}),
     )
     network = mnist_mlp.mlp(
         mnist_mlp.Layers("bbh", hypernet=hypernet, mode="weight_norm")
     )
     model = bbh_tf.BayesByHypernet(
-        network, num_examples=num_examples,
+        network,
+        num_examples=num_examples,
         kl_estimator=bbh_tf.kl.AdversarialKL(steps=5 if per_value else 1),
     )
     model.compile(
@@ -75,7 +80,8 @@ def build_earlier_bbh(num_examples, per_value=False):
 def main(argv):
     del argv
     builders = dict(
-        mnist_mlp.BUILDERS, bbh_paper=build_earlier_bbh,
+        mnist_mlp.BUILDERS,
+        bbh_paper=build_earlier_bbh,
         bbh_per_value=lambda n: build_earlier_bbh(n, per_value=True),
     )
     unknown = [name for name in FLAGS.methods if name not in builders]
@@ -102,16 +108,29 @@ def main(argv):
     for name, values in seconds.items():
         median = statistics.median(values[1:])
         ratio = median / reference if reference else None
-        results[name] = {"seconds": values, "median_after_first": median, "ratio_to_ml": ratio}
-        print(f"{name:<{width}} {median:>15.2f} {ratio if ratio else float('nan'):>12.2f}")
+        results[name] = {
+            "seconds": values,
+            "median_after_first": median,
+            "ratio_to_ml": ratio,
+        }
+        print(
+            f"{name:<{width}} {median:>15.2f} {ratio if ratio else float('nan'):>12.2f}"
+        )
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            json.dump({"examples": len(x), "batch_size": FLAGS.batch_size,
-                       "jit_compile": FLAGS.jit_compile,
-                       # What the example's `bbh` reads.
-                       "flags": mnist_mlp.flag_values(),
-                       "results": results,
-                       "environment": shared_flags.environment()}, f, indent=2)
+            json.dump(
+                {
+                    "examples": len(x),
+                    "batch_size": FLAGS.batch_size,
+                    "jit_compile": FLAGS.jit_compile,
+                    # What the example's `bbh` reads.
+                    "flags": mnist_mlp.flag_values(),
+                    "results": results,
+                    "environment": shared_flags.environment(),
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -72,12 +72,22 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 METHODS = (
-    "ml", "ml_weight_norm", "mc_dropout", "bbb", "bbh", "bbh_example",
-    "bbh_sampled", "bbh_full", "bbh_full_sampled", "flipout",
+    "ml",
+    "ml_weight_norm",
+    "mc_dropout",
+    "bbb",
+    "bbh",
+    "bbh_example",
+    "bbh_sampled",
+    "bbh_full",
+    "bbh_full_sampled",
+    "flipout",
 )
 # Trained differently from another row but predicting the same way.
 SAME_PREDICTION = {
-    "bbh_example": "bbh", "bbh_sampled": "bbh", "bbh_full_sampled": "bbh_full",
+    "bbh_example": "bbh",
+    "bbh_sampled": "bbh",
+    "bbh_full_sampled": "bbh_full",
 }
 # Values the discriminator scores per step, of the sampled methods.
 SAMPLE_SIZES = {"bbh_sampled": 256, "bbh_full_sampled": 16384}
@@ -87,33 +97,48 @@ flags.DEFINE_integer("epochs", 4, "Epochs per (method, width); the first is drop
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 flags.DEFINE_integer("train_size", 0, "First N training digits; 0: all 60 000.")
 flags.DEFINE_list(
-    "slow_methods", ["bbh_full", "bbh_full_sampled"],
+    "slow_methods",
+    ["bbh_full", "bbh_full_sampled"],
     "Methods timed on --slow_train_size digits per epoch, scaled to a full epoch.",
 )
 flags.DEFINE_integer("slow_train_size", 1280, "Digits per epoch of --slow_methods.")
-flags.DEFINE_list("slow_widths", ["200", "800"], "The only widths run for --slow_methods.")
+flags.DEFINE_list(
+    "slow_widths", ["200", "800"], "The only widths run for --slow_methods."
+)
 flags.DEFINE_string("data_dir", None, "MNIST IDX folder; default $BBH_MNIST_DIR.")
 flags.DEFINE_integer("predict_width", 800, "Width at which prediction is timed.")
-flags.DEFINE_list("predict_draws", ["1", "10", "100"], "Draws for predict_distribution.")
+flags.DEFINE_list(
+    "predict_draws", ["1", "10", "100"], "Draws for predict_distribution."
+)
 flags.DEFINE_integer("predict_repeats", 2, "Timed prediction calls per draw count.")
 flags.DEFINE_integer(
-    "seed", 0, "Seed of initialisation, shuffling and noise.",
-    lower_bound=0, upper_bound=2**32 - 1,
+    "seed",
+    0,
+    "Seed of initialisation, shuffling and noise.",
+    lower_bound=0,
+    upper_bound=2**32 - 1,
 )
-flags.DEFINE_string("output", "", "JSON file for the results (appended as runs finish).")
+flags.DEFINE_string(
+    "output", "", "JSON file for the results (appended as runs finish)."
+)
 flags.DEFINE_string("figure", "", "PNG of epoch seconds and ratios against width.")
 flags.DEFINE_string(
     "report", "", "Print the Markdown tables of this JSON (and draw --figure) and exit."
 )
 flags.DEFINE_list(
-    "measure", ["processes", "interleaved"],
+    "measure",
+    ["processes", "interleaved"],
     "processes: one process per (method, width) for memory, prediction and "
     "the slow methods; interleaved: epoch times of the other methods "
     "interleaved in one process per width (with only this, --output is "
     "updated in place).",
 )
-flags.DEFINE_integer("rounds", 4, "Interleaved rounds of one epoch per method; the first is dropped.")
-flags.DEFINE_string("worker", "", "Internal: 'method:width' to measure in this process.")
+flags.DEFINE_integer(
+    "rounds", 4, "Interleaved rounds of one epoch per method; the first is dropped."
+)
+flags.DEFINE_string(
+    "worker", "", "Internal: 'method:width' to measure in this process."
+)
 
 DROPOUT_RATE = 0.3
 
@@ -135,9 +160,9 @@ def peak_resident_mib():
 def build_bbh_tf(method, width, num_examples):
     """A compiled bbh_tf model of ``method`` with hidden width ``width``."""
     import keras
+    from weight_norm_dense import WeightNormDense
 
     import bbh_tf
-    from weight_norm_dense import WeightNormDense
 
     hypernet = bbh_tf.HyperNetwork() if method.startswith("bbh") else None
 
@@ -206,8 +231,10 @@ def build_flipout(width, num_examples):
 
     model = tf_keras.Sequential(
         [tf_keras.Input((784,))]
-        + [tfp.layers.DenseFlipout(width, activation="relu", kernel_divergence_fn=kl)
-           for _ in range(2)]
+        + [
+            tfp.layers.DenseFlipout(width, activation="relu", kernel_divergence_fn=kl)
+            for _ in range(2)
+        ]
         + [tfp.layers.DenseFlipout(10, activation="softmax", kernel_divergence_fn=kl)]
     )
     model.compile(
@@ -220,12 +247,14 @@ def build_flipout(width, num_examples):
     def predict_distribution(x, num_samples, batch_size=128):
         function = functions.get(num_samples)
         if function is None:
+
             @tf.function(reduce_retracing=True)
             def function(batch):
                 n = tf.shape(batch)[0]
                 out = model(tf.tile(batch, [num_samples, 1]), training=False)
                 out = tf.reshape(out, (num_samples, n, -1))
                 return tf.reduce_mean(out, 0), tf.math.reduce_std(out, 0)
+
             functions[num_samples] = function
         means, stds = [], []
         for start in range(0, len(x), batch_size):
@@ -278,8 +307,12 @@ def measure(method, width):
     if gpus:
         tf.config.experimental.reset_memory_stats("GPU:0")
     history = model.fit(
-        x, y, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
-        callbacks=[EpochTimer()], verbose=0,
+        x,
+        y,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        callbacks=[EpochTimer()],
+        verbose=0,
     ).history
     # Seconds for an epoch of all num_examples digits (scaled up for a subset).
     scale = num_examples / len(x)
@@ -350,8 +383,12 @@ def measure_interleaved(width):
             model.fit(x, y, batch_size=FLAGS.batch_size, epochs=1, verbose=0)
             seconds[method].append(time.perf_counter() - start)
     return [
-        {"method": method, "width": width, "epoch_seconds": values,
-         "median_epoch_seconds": statistics.median(values[1:])}
+        {
+            "method": method,
+            "width": width,
+            "epoch_seconds": values,
+            "median_epoch_seconds": statistics.median(values[1:]),
+        }
         for method, values in seconds.items()
     ]
 
@@ -365,12 +402,18 @@ def driver_methods():
 def run_worker(method, width):
     """Measure in a fresh process; the result, or a dict with an error."""
     args = [
-        sys.executable, os.path.abspath(__file__), f"--worker={method}:{width}",
-        f"--methods={','.join(FLAGS.methods)}", f"--rounds={FLAGS.rounds}",
-        f"--epochs={FLAGS.epochs}", f"--batch_size={FLAGS.batch_size}",
-        f"--train_size={FLAGS.train_size}", f"--predict_width={FLAGS.predict_width}",
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--worker={method}:{width}",
+        f"--methods={','.join(FLAGS.methods)}",
+        f"--rounds={FLAGS.rounds}",
+        f"--epochs={FLAGS.epochs}",
+        f"--batch_size={FLAGS.batch_size}",
+        f"--train_size={FLAGS.train_size}",
+        f"--predict_width={FLAGS.predict_width}",
         f"--predict_draws={','.join(FLAGS.predict_draws)}",
-        f"--predict_repeats={FLAGS.predict_repeats}", f"--seed={FLAGS.seed}",
+        f"--predict_repeats={FLAGS.predict_repeats}",
+        f"--seed={FLAGS.seed}",
         f"--slow_methods={','.join(FLAGS.slow_methods)}",
         f"--slow_train_size={FLAGS.slow_train_size}",
     ]
@@ -379,17 +422,20 @@ def run_worker(method, width):
     completed = subprocess.run(args, capture_output=True, text=True)
     for line in reversed(completed.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     # Out of memory or a crash: recorded, not hidden.
     return {
-        "method": method, "width": width,
+        "method": method,
+        "width": width,
         "error": f"exit {completed.returncode}: {completed.stderr.strip()[-500:]}",
     }
 
 
 def add_ratios(results):
     """Ratios to the ml row of the same width (epochs and prediction)."""
-    reference = {r["width"]: r for r in results if r["method"] == "ml" and "error" not in r}
+    reference = {
+        r["width"]: r for r in results if r["method"] == "ml" and "error" not in r
+    }
     for r in results:
         ml = reference.get(r["width"])
         if ml is None or "error" in r:
@@ -405,10 +451,15 @@ def add_ratios(results):
 def epoch_rows(document):
     """One row per (method, width) for the figure: the interleaved timing
     where there is one, else the separate process's."""
-    rows = {(r["method"], r["width"]): r for r in document["results"] if "error" not in r}
+    rows = {
+        (r["method"], r["width"]): r for r in document["results"] if "error" not in r
+    }
     rows.update(
-        {(r["method"], r["width"]): r for r in document.get("interleaved", [])
-         if "error" not in r}
+        {
+            (r["method"], r["width"]): r
+            for r in document.get("interleaved", [])
+            if "error" not in r
+        }
     )
     return list(rows.values())
 
@@ -423,19 +474,35 @@ def plot(document, path):
     widths = sorted({r["width"] for r in results})
     fig, (ax_seconds, ax_ratio) = plt.subplots(1, 2, figsize=(13, 4.4))
     for method in METHODS:
-        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["width"])
+        rows = sorted(
+            (r for r in results if r["method"] == method), key=lambda r: r["width"]
+        )
         if not rows:
             continue
         style = "o--" if rows[0].get("scaled_to_full_epoch") else "o-"
         label = method + (" (scaled)" if rows[0].get("scaled_to_full_epoch") else "")
         x = [r["width"] for r in rows]
-        ax_seconds.plot(x, [r["median_epoch_seconds"] for r in rows], style, label=label)
-        ax_ratio.plot(x, [r.get("epoch_ratio_to_ml", float("nan")) for r in rows], style,
-                      label=label)
-    ax_seconds.set(xlabel="hidden width W", ylabel="seconds per epoch (60 000 digits)",
-                   yscale="log", title="Training cost, MLP 784-W-W-10, batch 128")
-    ax_ratio.set(xlabel="hidden width W", ylabel="epoch time / ML epoch time",
-                 yscale="log", title="Ratio to maximum likelihood (same width)")
+        ax_seconds.plot(
+            x, [r["median_epoch_seconds"] for r in rows], style, label=label
+        )
+        ax_ratio.plot(
+            x,
+            [r.get("epoch_ratio_to_ml", float("nan")) for r in rows],
+            style,
+            label=label,
+        )
+    ax_seconds.set(
+        xlabel="hidden width W",
+        ylabel="seconds per epoch (60 000 digits)",
+        yscale="log",
+        title="Training cost, MLP 784-W-W-10, batch 128",
+    )
+    ax_ratio.set(
+        xlabel="hidden width W",
+        ylabel="epoch time / ML epoch time",
+        yscale="log",
+        title="Ratio to maximum likelihood (same width)",
+    )
     ax_ratio.axhline(1.3, color="gray", linestyle=":", linewidth=1)
     for ax in (ax_seconds, ax_ratio):
         ax.set_xscale("log")
@@ -453,7 +520,9 @@ def report(document):
     """Print the Markdown tables of a results document."""
     separate = {(r["method"], r["width"]): r for r in document["results"]}
     together = {(r["method"], r["width"]): r for r in document.get("interleaved", [])}
-    keys = sorted(set(separate) | set(together), key=lambda k: (k[1], METHODS.index(k[0])))
+    keys = sorted(
+        set(separate) | set(together), key=lambda k: (k[1], METHODS.index(k[0]))
+    )
     lines = [
         "| width | method | s/epoch, interleaved | ratio to ML | s/epoch, own process "
         "| ratio to ML | peak RSS MiB | RSS rise MiB |",
@@ -464,9 +533,14 @@ def report(document):
         if r is None:
             return ["", ""] + (["", ""] if with_memory else [])
         if "error" in r:
-            return ["failed: " + r["error"][:60], ""] + (["", ""] if with_memory else [])
+            return ["failed: " + r["error"][:60], ""] + (
+                ["", ""] if with_memory else []
+            )
         scaled = " (scaled)" if r.get("scaled_to_full_epoch") else ""
-        out = [f"{r['median_epoch_seconds']:.2f}{scaled}", f"{r.get('epoch_ratio_to_ml', float('nan')):.2f}"]
+        out = [
+            f"{r['median_epoch_seconds']:.2f}{scaled}",
+            f"{r.get('epoch_ratio_to_ml', float('nan')):.2f}",
+        ]
         if with_memory:
             out += [f"{r['peak_rss_mib']:.0f}", f"{r['rss_rise_mib']:.0f}"]
         return out
@@ -476,7 +550,11 @@ def report(document):
         row += cells(together.get((method, width)), False)
         row += cells(separate.get((method, width)), True)
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "| method | draws | seconds | ratio to one ML pass |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| method | draws | seconds | ratio to one ML pass |",
+        "|---|---:|---:|---:|",
+    ]
     for r in document["results"]:
         for draws, seconds in r.get("predict_seconds", {}).items():
             ratio = r.get("predict_ratio_to_one_ml_pass", {}).get(draws, float("nan"))
@@ -512,18 +590,36 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--methods: unknown {sorted(unknown)}; known: {METHODS}")
     if FLAGS.epochs < 2 or FLAGS.rounds < 2:
-        raise app.UsageError("--epochs and --rounds must be >= 2 (the first is dropped).")
+        raise app.UsageError(
+            "--epochs and --rounds must be >= 2 (the first is dropped)."
+        )
     for name in ("widths", "slow_widths", "predict_draws"):
         if not all(v.isdigit() and int(v) > 0 for v in FLAGS[name].value):
-            raise app.UsageError(f"--{name} must list integers >= 1, got {FLAGS[name].value}.")
+            raise app.UsageError(
+                f"--{name} must list integers >= 1, got {FLAGS[name].value}."
+            )
     widths = [int(w) for w in FLAGS.widths]
     methods = driver_methods()
     flag_names = (
-        "methods", "widths", "epochs", "batch_size", "train_size", "slow_methods",
-        "slow_train_size", "slow_widths", "predict_width", "predict_draws",
-        "predict_repeats", "seed", "rounds",
+        "methods",
+        "widths",
+        "epochs",
+        "batch_size",
+        "train_size",
+        "slow_methods",
+        "slow_train_size",
+        "slow_widths",
+        "predict_width",
+        "predict_draws",
+        "predict_repeats",
+        "seed",
+        "rounds",
     )
-    if "processes" not in FLAGS.measure and FLAGS.output and os.path.exists(FLAGS.output):
+    if (
+        "processes" not in FLAGS.measure
+        and FLAGS.output
+        and os.path.exists(FLAGS.output)
+    ):
         with open(FLAGS.output) as f:
             document = json.load(f)
     else:
@@ -546,8 +642,10 @@ def main(argv):
                 f"ratio {r.get('epoch_ratio_to_ml', float('nan')):.2f}, "
                 f"peak RSS {r['peak_rss_mib']:.0f} MiB"
             )
-            print(f"W={width} {method}: {summary} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"W={width} {method}: {summary} ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
             save(document)
     if "interleaved" in FLAGS.measure:
         document["interleaved_flags"] = {name: FLAGS[name].value for name in flag_names}
@@ -561,10 +659,15 @@ def main(argv):
             interleaved.extend(rows)
             add_ratios(interleaved)
             for r in rows:
-                print(f"interleaved W={width} {r['method']}: "
-                      + (r.get("error") or f"{r['median_epoch_seconds']:.2f} s/epoch, "
-                         f"ratio {r.get('epoch_ratio_to_ml', float('nan')):.2f}"),
-                      flush=True)
+                print(
+                    f"interleaved W={width} {r['method']}: "
+                    + (
+                        r.get("error")
+                        or f"{r['median_epoch_seconds']:.2f} s/epoch, "
+                        f"ratio {r.get('epoch_ratio_to_ml', float('nan')):.2f}"
+                    ),
+                    flush=True,
+                )
             print(f"({time.perf_counter() - start:.0f} s)", flush=True)
             save(document)
     if FLAGS.figure:

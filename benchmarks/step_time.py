@@ -32,17 +32,19 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
+import mnist_mlp  # noqa: E402  (defines the shared flags)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+from weight_norm_dense import WeightNormDense  # noqa: E402
 
 import bbh_tf  # noqa: E402
-import mnist_mlp  # noqa: E402  (defines the shared flags)
-from weight_norm_dense import WeightNormDense  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "Steps per variant and round.")
@@ -50,8 +52,14 @@ flags.DEFINE_integer("rounds", 7, "Interleaved rounds.")
 flags.DEFINE_bool("jit", False, "Compile every variant with XLA.")
 
 VARIANTS = (
-    "ml", "ml_weight_norm", "bbh_generation_only", "bbh", "bbh_nearest_neighbour",
-    "bbh_no_discriminator", "bbh_adversarial", "bbh_two_updates",
+    "ml",
+    "ml_weight_norm",
+    "bbh_generation_only",
+    "bbh",
+    "bbh_nearest_neighbour",
+    "bbh_no_discriminator",
+    "bbh_adversarial",
+    "bbh_two_updates",
 )
 ESTIMATORS = {
     "bbh_nearest_neighbour": "nearest_neighbour",
@@ -87,11 +95,16 @@ class _GenerationOnly(bbh_tf.BayesByHypernet):
 
 def build(variant):
     if variant == "ml":
-        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(mnist_mlp.mlp(mnist_mlp.Layers("ml"))))
+        return mnist_mlp.compiled(
+            bbh_tf.MaximumLikelihood(mnist_mlp.mlp(mnist_mlp.Layers("ml")))
+        )
     if variant == "ml_weight_norm":
         network = keras.Sequential(
             [keras.Input((784,))]
-            + [WeightNormDense(units, activation="relu") for units in mnist_mlp.HIDDEN_UNITS]
+            + [
+                WeightNormDense(units, activation="relu")
+                for units in mnist_mlp.HIDDEN_UNITS
+            ]
             + [WeightNormDense(10, activation="softmax")]
         )
         return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network))

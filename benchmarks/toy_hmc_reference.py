@@ -51,18 +51,20 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import shared_flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
+import toy_regression as toy  # noqa: E402  (defines --seed, --noise_std, --prior, --output)
+from absl import app, flags  # noqa: E402
+from method_names import TITLES  # noqa: E402
 
 import bbh_tf  # noqa: E402
-from method_names import TITLES  # noqa: E402
-import shared_flags  # noqa: E402
-import toy_regression as toy  # noqa: E402  (defines --seed, --noise_std, --prior, --output)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("chains", 8, "Independent NUTS chains.")
@@ -70,20 +72,28 @@ flags.DEFINE_integer(
     "burnin", 1000, "Steps per chain before the kept draws; the step size adapts here."
 )
 flags.DEFINE_integer("draws", 1000, "Kept steps per chain.")
-flags.DEFINE_integer("max_tree_depth", 10, "NUTS: at most 2^depth - 1 leapfrog steps per step.")
-flags.DEFINE_integer("prior_draws", 10000, "Networks drawn from the prior for its bands.")
+flags.DEFINE_integer(
+    "max_tree_depth", 10, "NUTS: at most 2^depth - 1 leapfrog steps per step."
+)
+flags.DEFINE_integer(
+    "prior_draws", 10000, "Networks drawn from the prior for its bands."
+)
 flags.DEFINE_float(
-    "init_stddev", 0.1,
+    "init_stddev",
+    0.1,
     "Chains start at independent N(0, init_stddev^2) networks; a larger value "
     "starts them further apart (a check that they still agree).",
 )
 flags.DEFINE_bool(
-    "init_from_prior", False,
+    "init_from_prior",
+    False,
     "Chains start at networks drawn from the prior instead (each value in "
     "the prior's narrow or wide component), a check that they still agree.",
 )
 flags.DEFINE_enum(
-    "output_layer_from", "", ["", "bbh", "bbb"],
+    "output_layer_from",
+    "",
+    ["", "bbh", "bbb"],
     "Sample the first layer only (200 values), the output layer fixed at the "
     "point estimate this method of the example learns (its posterior on the "
     "first layer only: --bbh_layers=first, --bbb_layers=first): the exact "
@@ -91,7 +101,8 @@ flags.DEFINE_enum(
     "Empty: every value random.",
 )
 flags.DEFINE_list(
-    "with_methods", [],
+    "with_methods",
+    [],
     "Also train these methods of the example (its names: bbh, ml, mc_dropout, "
     "bbb), with its flags and seeding, and draw them beside HMC.",
 )
@@ -111,9 +122,12 @@ def network(state, x, output_layer=None):
     ``x`` ``(n,)``: shape ``(..., n)``. With ``output_layer`` (kernel
     ``(HIDDEN,)``, bias ``()``) fixed, the states hold the first layer only
     ``(..., NUM_FIRST_LAYER_VALUES)``."""
-    kernel, bias = state[..., :HIDDEN], state[..., HIDDEN:2 * HIDDEN]
+    kernel, bias = state[..., :HIDDEN], state[..., HIDDEN : 2 * HIDDEN]
     if output_layer is None:
-        output_kernel, output_bias = state[..., 2 * HIDDEN:3 * HIDDEN], state[..., -1:]
+        output_kernel, output_bias = (
+            state[..., 2 * HIDDEN : 3 * HIDDEN],
+            state[..., -1:],
+        )
     else:
         output_kernel, output_bias = output_layer
     hidden = tf.nn.relu(kernel[..., None, :] * x[:, None] + bias[..., None, :])
@@ -176,15 +190,25 @@ def sample(log_posterior, initial_state, seed):
 def main(argv):
     del argv
     toy.check_flags()  # the example's flags, --noise_std and --prior among them
-    shared_flags.check({
-        name: FLAGS[name].value
-        for name in ("chains", "burnin", "draws", "max_tree_depth", "prior_draws",
-                     "init_stddev")
-    })
+    shared_flags.check(
+        {
+            name: FLAGS[name].value
+            for name in (
+                "chains",
+                "burnin",
+                "draws",
+                "max_tree_depth",
+                "prior_draws",
+                "init_stddev",
+            )
+        }
+    )
     if FLAGS.seed >= 2**31:  # the sampler's seed is an int32 pair
         raise app.UsageError(f"--seed must be below 2**31 here, got {FLAGS.seed}.")
     if FLAGS.chains < 2:
-        raise app.UsageError(f"--chains must be at least 2 for R-hat, got {FLAGS.chains}.")
+        raise app.UsageError(
+            f"--chains must be at least 2 for R-hat, got {FLAGS.chains}."
+        )
     unknown = sorted(set(FLAGS.with_methods) - set(toy.METHODS))
     if unknown:
         raise app.UsageError(
@@ -214,7 +238,8 @@ def main(argv):
         output_layer = fixed_output_layer(model)
         method_mean, method_std = toy.predictive(model, x_eval.numpy()[:, None])
         method_bands[f"{TITLES[name]}, first layer"] = (
-            method_mean[: len(grid)], method_std[: len(grid)]
+            method_mean[: len(grid)],
+            method_std[: len(grid)],
         )
         methods[name] = toy.summarize(grid, y, method_mean, method_std)
         print(name, json.dumps(methods[name]))
@@ -224,10 +249,12 @@ def main(argv):
     )
 
     prior_states = prior.sample([FLAGS.prior_draws, num_values], seed=FLAGS.seed)
-    prior_outputs = np.concatenate([  # in slices: all at once is gigabytes
-        network(prior_states[i:i + 1000], x_eval, output_layer).numpy()
-        for i in range(0, FLAGS.prior_draws, 1000)
-    ])
+    prior_outputs = np.concatenate(
+        [  # in slices: all at once is gigabytes
+            network(prior_states[i : i + 1000], x_eval, output_layer).numpy()
+            for i in range(0, FLAGS.prior_draws, 1000)
+        ]
+    )
     prior_summary = toy.summarize(grid, y, prior_outputs.mean(0), prior_outputs.std(0))
 
     # Chains start at independent random networks, not at one point: R-hat
@@ -271,13 +298,16 @@ def main(argv):
 
     print(f"{'':<8} {'std |x|<=4':>11} {'std 4<|x|<=6':>13} {'train RMSE':>11}")
     for name, row in (("hmc", summary), ("prior", prior_summary)):
-        print(f"{name:<8} {row['std_inside']:>11.3f} {row['std_outside']:>13.3f} "
-              f"{row['train_rmse']:>11.3f}")
+        print(
+            f"{name:<8} {row['std_inside']:>11.3f} {row['std_outside']:>13.3f} "
+            f"{row['train_rmse']:>11.3f}"
+        )
     print("diagnostics:", json.dumps(diagnostics), "converged:", converged)
 
     hmc_title = (
         f"HMC, first layer\n({TITLES[FLAGS.output_layer_from]}'s output layer)"
-        if FLAGS.output_layer_from else "HMC, both layers"
+        if FLAGS.output_layer_from
+        else "HMC, both layers"
     )
     bands = {hmc_title: (mean[: len(grid)], std[: len(grid)])} | method_bands
     for name in FLAGS.with_methods:
@@ -290,30 +320,43 @@ def main(argv):
         methods[name] = toy.summarize(grid, y, method_mean, method_std)
         print(name, json.dumps(methods[name]))
     toy.plot(FLAGS.output, grid, x, y, bands)
-    toy.write_json({
-        # The example's flags apply to --with_methods' training.
-        "flags": toy.flag_values() | {
-            name: FLAGS[name].value
-            for name in ("chains", "burnin", "draws", "max_tree_depth",
-                         "prior_draws", "init_stddev", "init_from_prior",
-                         "output_layer_from", "with_methods")
-        },
-        "hmc": summary,
-        # The band itself, for the example's dashed reference band.
-        "band": {
-            "x": grid.tolist(),
-            "mean": mean[: len(grid)].tolist(),
-            "std": std[: len(grid)].tolist(),
-        },
-        "prior": prior_summary,
-        "methods": methods,
-        "output_layer": None if output_layer is None else {
-            "kernel": output_layer[0].numpy().tolist(),
-            "bias": float(output_layer[1]),
-        },
-        "diagnostics": diagnostics,
-        "converged": converged,
-    })
+    toy.write_json(
+        {
+            # The example's flags apply to --with_methods' training.
+            "flags": toy.flag_values()
+            | {
+                name: FLAGS[name].value
+                for name in (
+                    "chains",
+                    "burnin",
+                    "draws",
+                    "max_tree_depth",
+                    "prior_draws",
+                    "init_stddev",
+                    "init_from_prior",
+                    "output_layer_from",
+                    "with_methods",
+                )
+            },
+            "hmc": summary,
+            # The band itself, for the example's dashed reference band.
+            "band": {
+                "x": grid.tolist(),
+                "mean": mean[: len(grid)].tolist(),
+                "std": std[: len(grid)].tolist(),
+            },
+            "prior": prior_summary,
+            "methods": methods,
+            "output_layer": None
+            if output_layer is None
+            else {
+                "kernel": output_layer[0].numpy().tolist(),
+                "bias": float(output_layer[1]),
+            },
+            "diagnostics": diagnostics,
+            "converged": converged,
+        }
+    )
 
 
 if __name__ == "__main__":

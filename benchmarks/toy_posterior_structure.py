@@ -52,27 +52,34 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-import bbh_tf  # noqa: E402
 import shared_flags  # noqa: E402
 import toy_regression as toy  # noqa: E402  (defines the example's flags)
+from absl import app, flags  # noqa: E402
+
+import bbh_tf  # noqa: E402
 
 # Variant name -> (noise_per_chunk, hypernet_output_dim).
 VARIANTS = {"shared": (False, 256), "per_value": (True, 1)}
 
 FLAGS = flags.FLAGS
 # The study's posterior: the paper's (docs/discriminator.md).
-for _name, _value in (("kl_estimator", "adversarial"), ("semi_implicit", False),
-                      ("hypernet_learning_rate_scale", 1.0), ("bbh_layers", "first")):
+for _name, _value in (
+    ("kl_estimator", "adversarial"),
+    ("semi_implicit", False),
+    ("hypernet_learning_rate_scale", 1.0),
+    ("bbh_layers", "first"),
+):
     FLAGS.set_default(_name, _value)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (data and training).")
 flags.register_validator(
-    "seeds", lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
+    "seeds",
+    lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
     message="--seeds must be integers in [0, 2**32 - 1].",
 )
 flags.DEFINE_list("variants", list(VARIANTS), f"Any of {sorted(VARIANTS)}.")
@@ -106,9 +113,13 @@ def analyse(model, x, y, grid, rng):
     output_kernel, output_bias = output.kernel.numpy()[:, 0], output.bias.numpy()[0]
 
     def std_outside_of(draws):
-        return float(network_outputs(
-            grid, draws[:, :units], draws[:, units:], output_kernel, output_bias
-        ).std(axis=0)[outside].mean())
+        return float(
+            network_outputs(
+                grid, draws[:, :units], draws[:, units:], output_kernel, output_bias
+            )
+            .std(axis=0)[outside]
+            .mean()
+        )
 
     shuffled = np.stack([rng.permutation(column) for column in values.T], axis=1)
     correlations = np.corrcoef(values.T)[np.triu_indices(values.shape[1], 1)]
@@ -127,7 +138,9 @@ def main(argv):
     del argv
     unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
     if unknown:
-        raise app.UsageError(f"--variants must be among {sorted(VARIANTS)}, got {unknown}.")
+        raise app.UsageError(
+            f"--variants must be among {sorted(VARIANTS)}, got {unknown}."
+        )
     seeds = [int(seed) for seed in FLAGS.seeds]
     if FLAGS.draws < 2:
         raise app.UsageError(f"--draws must be >= 2, got {FLAGS.draws}.")
@@ -138,21 +151,33 @@ def main(argv):
         FLAGS.noise_per_chunk, FLAGS.hypernet_output_dim = VARIANTS[variant]
         for seed in seeds:
             print(f"== {variant}, seed {seed}")
-            x, y = bbh_tf.data.toy_regression(n=20, seed=seed, noise_std=FLAGS.noise_std)
+            x, y = bbh_tf.data.toy_regression(
+                n=20, seed=seed, noise_std=FLAGS.noise_std
+            )
             keras.utils.set_random_seed(seed)
             start = time.perf_counter()
             model = toy.train_bbh(x, y)
-            row = {"variant": variant, "seed": seed,
-                   "noise_per_chunk": FLAGS.noise_per_chunk,
-                   "hypernet_output_dim": FLAGS.hypernet_output_dim}
+            row = {
+                "variant": variant,
+                "seed": seed,
+                "noise_per_chunk": FLAGS.noise_per_chunk,
+                "hypernet_output_dim": FLAGS.hypernet_output_dim,
+            }
             row.update(analyse(model, x, y, grid, np.random.default_rng(seed)))
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
 
-    columns = ("std_inside", "std_outside", "train_rmse", "std_outside_draws",
-               "marginal_std",
-               "mean_abs_correlation", "participation_ratio",
-               "std_outside_shuffled", "output_weight_median")
+    columns = (
+        "std_inside",
+        "std_outside",
+        "train_rmse",
+        "std_outside_draws",
+        "marginal_std",
+        "mean_abs_correlation",
+        "participation_ratio",
+        "std_outside_shuffled",
+        "output_weight_median",
+    )
     print("\n| variant | seed | " + " | ".join(columns) + " |")
     print("| --- | ---: |" + " ---: |" * len(columns))
     for row in rows:
@@ -160,9 +185,18 @@ def main(argv):
         print(f"| {row['variant']} | {row['seed']} | {cells} |")
     settings = {
         name: FLAGS[name].value
-        for name in ("steps", "num_samples", "noise_std", "learning_rate",
-                     "conditional", "num_weight_samples", "kl_weight",
-                     "discriminator_steps", "discriminator_learning_rate", "draws")
+        for name in (
+            "steps",
+            "num_samples",
+            "noise_std",
+            "learning_rate",
+            "conditional",
+            "num_weight_samples",
+            "kl_weight",
+            "discriminator_steps",
+            "discriminator_learning_rate",
+            "draws",
+        )
     } | shared_flags.values()
     # Set per variant: stored in each row.
     del settings["noise_per_chunk"], settings["hypernet_output_dim"]

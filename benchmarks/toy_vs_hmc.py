@@ -30,15 +30,17 @@ import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-import bbh_tf  # noqa: E402
 import shared_flags  # noqa: E402
 import toy_regression as toy  # noqa: E402  (defines the example's flags)
+from absl import app, flags  # noqa: E402
+
+import bbh_tf  # noqa: E402
 
 # Variant -> (method of the example, flags it changes).
 VARIANTS = {
@@ -54,12 +56,17 @@ VARIANTS = {
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (data and training).")
 flags.register_validator(
-    "seeds", lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
+    "seeds",
+    lambda seeds: all(s.isdecimal() and int(s) < 2**32 for s in seeds),
     message="--seeds must be integers in [0, 2**32 - 1].",
 )
 flags.DEFINE_list("variants", list(VARIANTS), f"Any of {list(VARIANTS)}.")
-flags.DEFINE_integer("rerun_seed", 0, "Train the first variant again for this "
-                     "seed (-1: no rerun).", lower_bound=-1)
+flags.DEFINE_integer(
+    "rerun_seed",
+    0,
+    "Train the first variant again for this seed (-1: no rerun).",
+    lower_bound=-1,
+)
 
 
 def run(variant, seed, grid):
@@ -73,8 +80,10 @@ def run(variant, seed, grid):
         x, y = bbh_tf.data.toy_regression(n=20, seed=seed, noise_std=FLAGS.noise_std)
         reference = toy.hmc_reference(grid)
         if reference is None:
-            raise app.UsageError(f"No exact reference for seed {seed}: run "
-                                 "benchmarks/toy_hmc_reference.py first.")
+            raise app.UsageError(
+                f"No exact reference for seed {seed}: run "
+                "benchmarks/toy_hmc_reference.py first."
+            )
         keras.utils.set_random_seed(seed)  # as the example seeds each method
         x_eval = np.concatenate([grid[:, None], x])
         mean, std = toy.METHODS[method](x, y, x_eval)
@@ -89,7 +98,9 @@ def main(argv):
     del argv
     unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
     if unknown:
-        raise app.UsageError(f"--variants must be among {list(VARIANTS)}, got {unknown}.")
+        raise app.UsageError(
+            f"--variants must be among {list(VARIANTS)}, got {unknown}."
+        )
     toy.check_flags()
     grid = np.linspace(*toy.GRID).astype(np.float32)
     seeds = [int(seed) for seed in FLAGS.seeds]
@@ -102,24 +113,34 @@ def main(argv):
         summary[variant] = {
             "mean_ratio_inside": statistics.mean(inside),
             "mean_ratio_outside": statistics.mean(outside),
-            "cv_ratio_outside": (statistics.stdev(outside) / statistics.mean(outside)
-                                 if len(outside) > 1 else 0.0),
+            "cv_ratio_outside": (
+                statistics.stdev(outside) / statistics.mean(outside)
+                if len(outside) > 1
+                else 0.0
+            ),
             "ratios_inside": inside,
             "ratios_outside": outside,
             "train_rmse": [row["train_rmse"] for row in rows],
         }
         cells = ", ".join(f"{i:.2f}/{o:.2f}" for i, o in zip(inside, outside))
-        print(f"{variant:<20} in/out per seed: {cells}; mean outside "
-              f"{summary[variant]['mean_ratio_outside']:.2f}, CV "
-              f"{summary[variant]['cv_ratio_outside']:.1%}", flush=True)
+        print(
+            f"{variant:<20} in/out per seed: {cells}; mean outside "
+            f"{summary[variant]['mean_ratio_outside']:.2f}, CV "
+            f"{summary[variant]['cv_ratio_outside']:.1%}",
+            flush=True,
+        )
     rerun = None
     if FLAGS.rerun_seed >= 0 and FLAGS.variants:
         first = FLAGS.variants[0]
         rerun = run(first, FLAGS.rerun_seed, grid) | {"variant": first}
-        print(f"rerun {first} seed {FLAGS.rerun_seed}: in/out "
-              f"{rerun['ratio_to_hmc_inside']:.4f}/{rerun['ratio_to_hmc_outside']:.4f}")
+        print(
+            f"rerun {first} seed {FLAGS.rerun_seed}: in/out "
+            f"{rerun['ratio_to_hmc_inside']:.4f}/{rerun['ratio_to_hmc_outside']:.4f}"
+        )
     document = {
-        "summary": summary, "results": results, "rerun": rerun,
+        "summary": summary,
+        "results": results,
+        "rerun": rerun,
         "flags": toy.flag_values() | {"seeds": seeds, "variants": FLAGS.variants},
         "environment": shared_flags.environment(),
     }

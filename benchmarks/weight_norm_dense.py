@@ -10,7 +10,9 @@ class WeightNormDense(keras.layers.Dense):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.scale = self.add_weight(name="scale", shape=(self.units,), initializer="ones")
+        self.scale = self.add_weight(
+            name="scale", shape=(self.units,), initializer="ones"
+        )
 
     def call(self, inputs):
         norm = tf.sqrt(tf.reduce_sum(tf.square(self.kernel), axis=0) + 1e-12)

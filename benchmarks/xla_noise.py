@@ -19,32 +19,41 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
+import shared_flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from bbh_tf import _random  # noqa: E402
-import shared_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("shape", ["5", "1610", "64"], "Shape of the noise tensor.")
 flags.DEFINE_integer("calls", 30, "Timed calls per round.")
-flags.DEFINE_integer("rounds", 5, "Interleaved rounds; the minimum and median are reported.")
+flags.DEFINE_integer(
+    "rounds", 5, "Interleaved rounds; the minimum and median are reported."
+)
 flags.DEFINE_string("output", "", "Optional JSON path for the results.")
 
 
 def samplers(shape):
     """Name -> function drawing one noise tensor (summed, so only the sum
     leaves the compiled function)."""
-    keras_seeds, philox_seeds = keras.random.SeedGenerator(0), keras.random.SeedGenerator(0)
+    keras_seeds, philox_seeds = (
+        keras.random.SeedGenerator(0),
+        keras.random.SeedGenerator(0),
+    )
     return {
         "keras.random.normal": lambda: tf.reduce_sum(
             keras.random.normal(shape, seed=keras_seeds)
         ),
-        "bbh_tf (Philox named)": lambda: tf.reduce_sum(_random.normal(shape, philox_seeds)),
+        "bbh_tf (Philox named)": lambda: tf.reduce_sum(
+            _random.normal(shape, philox_seeds)
+        ),
     }
 
 
@@ -70,9 +79,15 @@ def main(argv):
             start = time.perf_counter()
             for _ in range(FLAGS.calls):
                 function().numpy()
-            milliseconds[name].append((time.perf_counter() - start) / FLAGS.calls * 1000)
+            milliseconds[name].append(
+                (time.perf_counter() - start) / FLAGS.calls * 1000
+            )
     results = {
-        name: {"min_ms": min(values), "median_ms": statistics.median(values), "ms": values}
+        name: {
+            "min_ms": min(values),
+            "median_ms": statistics.median(values),
+            "ms": values,
+        }
         for name, values in milliseconds.items()
     }
     width = max(len(name) for name in results)
@@ -81,8 +96,15 @@ def main(argv):
         print(f"{name:<{width}} {result['min_ms']:>8.2f} {result['median_ms']:>8.2f}")
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            json.dump({"shape": shape, "results": results,
-                       "environment": shared_flags.environment()}, f, indent=2)
+            json.dump(
+                {
+                    "shape": shape,
+                    "results": results,
+                    "environment": shared_flags.environment(),
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

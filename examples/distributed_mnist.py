@@ -40,10 +40,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 import mnist_mlp  # noqa: E402  (defines the shared flags)
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -64,8 +63,11 @@ def tf_config_index():
         index = config["task"]["index"]
     except (ValueError, TypeError, KeyError):
         raise app.UsageError(f"{expected}, got {raw!r}.") from None
-    if not (isinstance(workers, list) and isinstance(index, int)
-            and 0 <= index < len(workers)):
+    if not (
+        isinstance(workers, list)
+        and isinstance(index, int)
+        and 0 <= index < len(workers)
+    ):
         raise app.UsageError(
             f"{expected}: task.index must index the cluster.worker list, got "
             f"{index!r} for {workers!r}."
@@ -79,7 +81,10 @@ def make_strategy(multi_worker):
     operation of the program."""
     if multi_worker:
         # Its class is named CollectiveAllReduceStrategy; report the API name.
-        return tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirroredStrategy"
+        return (
+            tf.distribute.MultiWorkerMirroredStrategy(),
+            "MultiWorkerMirroredStrategy",
+        )
     return tf.distribute.MirroredStrategy(), "MirroredStrategy"
 
 
@@ -90,7 +95,8 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")  # one INFO line per all-reduce otherwise
     index = index or 0
     output_dir = (
-        FLAGS.output_dir if index == 0
+        FLAGS.output_dir
+        if index == 0
         else os.path.join(FLAGS.output_dir, f"worker_{index}")
     )
     replicas = strategy.num_replicas_in_sync
@@ -100,9 +106,7 @@ def main(argv):
         f"({FLAGS.batch_size / replicas:g} per replica)"
     )
     train, test = mnist_mlp.load(flatten=True)
-    methods = (
-        mnist_mlp.METHOD_NAMES if FLAGS.method == "all" else (FLAGS.method,)
-    )
+    methods = mnist_mlp.METHOD_NAMES if FLAGS.method == "all" else (FLAGS.method,)
     extra = {
         "strategy": strategy_name,
         "num_replicas_in_sync": replicas,

@@ -34,14 +34,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+from method_names import TITLES  # noqa: E402
 
 import bbh_tf  # noqa: E402
 from bbh_tf import metrics  # noqa: E402
-from method_names import TITLES  # noqa: E402
 
 METHODS = ("bbh", "ml", "mc_dropout", "bbb")
 ANGLES = tuple(range(0, 181, 15))
@@ -59,14 +59,19 @@ flags.DEFINE_string(
     "data_dir", None, "MNIST IDX folder; default $BBH_MNIST_DIR, else tfds."
 )
 flags.DEFINE_integer("num_samples", 50, "Posterior draws per input.")
-flags.DEFINE_integer("test_images", 10000, "Test images for the in-distribution and OOD parts.")
+flags.DEFINE_integer(
+    "test_images", 10000, "Test images for the in-distribution and OOD parts."
+)
 flags.DEFINE_integer("shift_images", 1000, "Test images rotated per angle.")
 flags.DEFINE_integer("ood_images", 1000, "Uniform-noise images.")
 flags.DEFINE_integer("adversarial_images", 1000, "Test images attacked by FGSM.")
 flags.DEFINE_integer("gradient_samples", 10, "Draws averaged for the FGSM gradient.")
 flags.DEFINE_integer(
-    "seed", 0, "Seed of the draws and the noise images.",
-    lower_bound=0, upper_bound=2**32 - 1,
+    "seed",
+    0,
+    "Seed of the draws and the noise images.",
+    lower_bound=0,
+    upper_bound=2**32 - 1,
 )
 
 
@@ -153,7 +158,13 @@ def evaluate_method(model, test, split_model=None):
         k: np.nan_to_num(v, nan=-1).tolist() for k, v in clean["bins"].items()
     }
 
-    shift = {"angle": list(ANGLES), "accuracy": [], "nll": [], "ece": [], "mean_entropy": []}
+    shift = {
+        "angle": list(ANGLES),
+        "accuracy": [],
+        "nll": [],
+        "ece": [],
+        "mean_entropy": [],
+    }
     xs, ys = x[: FLAGS.shift_images], y[: FLAGS.shift_images]
     for angle in ANGLES:
         rotated = scores(draws(model, bbh_tf.data.rotate_images(xs, angle)), ys)
@@ -177,7 +188,11 @@ def evaluate_method(model, test, split_model=None):
 
     xa, ya = x[: FLAGS.adversarial_images], y[: FLAGS.adversarial_images]
     direction = fgsm_direction(model, xa, ya)
-    adversarial = {"epsilon": [float(e) for e in EPSILONS], "accuracy": [], "mean_entropy": []}
+    adversarial = {
+        "epsilon": [float(e) for e in EPSILONS],
+        "accuracy": [],
+        "mean_entropy": [],
+    }
     for epsilon in EPSILONS:
         attacked = scores(draws(model, np.clip(xa + epsilon * direction, 0, 1)), ya)
         adversarial["accuracy"].append(attacked["accuracy"])
@@ -194,13 +209,21 @@ def plot_all(results, prefix):
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False
+    )
     for ax, name in zip(axes[0], names):
         bins = results[name]["reliability"]
         centres = (np.array(bins["edges"][:-1]) + np.array(bins["edges"][1:])) / 2
         accuracy = np.array(bins["accuracy"], dtype=float)
         filled = np.array(bins["count"]) > 0
-        ax.bar(centres[filled], accuracy[filled], width=1 / len(centres), edgecolor="k", alpha=0.7)
+        ax.bar(
+            centres[filled],
+            accuracy[filled],
+            width=1 / len(centres),
+            edgecolor="k",
+            alpha=0.7,
+        )
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         ece = results[name]["in_distribution"]["ece"]
         ax.set_title(f"{TITLES.get(name, name)}\nECE {ece:.4f}", fontsize=9)
@@ -211,12 +234,22 @@ def plot_all(results, prefix):
     plt.close(fig)
 
     _plot_curves(
-        plt, results, "shift", "angle", ("accuracy", "nll", "ece", "mean_entropy"),
-        "rotation (degrees)", prefix + "_shift.png",
+        plt,
+        results,
+        "shift",
+        "angle",
+        ("accuracy", "nll", "ece", "mean_entropy"),
+        "rotation (degrees)",
+        prefix + "_shift.png",
     )
     _plot_curves(
-        plt, results, "adversarial", "epsilon", ("accuracy", "mean_entropy"),
-        "FGSM epsilon", prefix + "_adversarial.png",
+        plt,
+        results,
+        "adversarial",
+        "epsilon",
+        ("accuracy", "mean_entropy"),
+        "FGSM epsilon",
+        prefix + "_adversarial.png",
     )
 
 
@@ -238,8 +271,14 @@ def _plot_curves(plt, results, part, x_key, keys, xlabel, path):
 
 def main(argv):
     del argv
-    for name in ("num_samples", "test_images", "shift_images", "ood_images",
-                 "adversarial_images", "gradient_samples"):
+    for name in (
+        "num_samples",
+        "test_images",
+        "shift_images",
+        "ood_images",
+        "adversarial_images",
+        "gradient_samples",
+    ):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     keras.utils.set_random_seed(FLAGS.seed)
@@ -261,10 +300,20 @@ def main(argv):
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
     record = {
-        "flags": {name: FLAGS[name].value for name in (
-            "model_dir", "split_model_dir", "num_samples", "test_images",
-            "shift_images", "ood_images", "adversarial_images",
-            "gradient_samples", "seed")},
+        "flags": {
+            name: FLAGS[name].value
+            for name in (
+                "model_dir",
+                "split_model_dir",
+                "num_samples",
+                "test_images",
+                "shift_images",
+                "ood_images",
+                "adversarial_images",
+                "gradient_samples",
+                "seed",
+            )
+        },
         "results": results,
     }
     with open(prefix + "_evaluation.json", "w") as f:

@@ -26,10 +26,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
-
 import mnist_mlp  # noqa: E402  (defines the shared flags)
+from absl import app, flags  # noqa: E402
 
 flags.FLAGS.set_default("output_dir", "runs/lenet5")
 

@@ -49,13 +49,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import shared_flags  # noqa: E402
+from absl import app, flags  # noqa: E402
+from shared_flags import adam, prior  # noqa: E402
 
 import bbh_tf  # noqa: E402
-import shared_flags  # noqa: E402
-from shared_flags import adam, prior  # noqa: E402
 
 HIDDEN_UNITS = (800, 800)
 NUM_CLASSES = 10
@@ -74,11 +74,16 @@ flags.DEFINE_string(
     "else tensorflow-datasets.",
 )
 flags.DEFINE_integer(
-    "seed", 0, "Seed of the initialisation, shuffling and noise.",
-    lower_bound=0, upper_bound=2**32 - 1,
+    "seed",
+    0,
+    "Seed of the initialisation, shuffling and noise.",
+    lower_bound=0,
+    upper_bound=2**32 - 1,
 )
 flags.DEFINE_string("output_dir", "runs/mnist_mlp", "Where models and JSON go.")
-flags.DEFINE_string("logdir", "", "TensorBoard folder (one run per method); empty: off.")
+flags.DEFINE_string(
+    "logdir", "", "TensorBoard folder (one run per method); empty: off."
+)
 flags.DEFINE_integer(
     "train_size", 0, "Train on the first N training digits; 0: all 60000."
 )
@@ -92,17 +97,18 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "kl_weight", 1.0, "bbh, bbb: multiplier of the KL term (1: the ELBO)."
 )
-flags.DEFINE_integer(
-    "num_weight_samples", 5, "bbh: weight draws per training step."
-)
+flags.DEFINE_integer("num_weight_samples", 5, "bbh: weight draws per training step.")
 flags.DEFINE_enum(
-    "mode", "scale", ["scale", "weight_norm", "full"],
+    "mode",
+    "scale",
+    ["scale", "weight_norm", "full"],
     "bbh: which values the hypernetwork generates (HyperDense's mode; "
     "weight_norm is the paper's).",
 )
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
 flags.DEFINE_bool(
-    "jit_compile", False,
+    "jit_compile",
+    False,
     "Compile every training step with XLA (Keras' compile(jit_compile=True)).",
 )
 flags.DEFINE_list(
@@ -157,7 +163,10 @@ class Layers:
     def conv(self, filters, kernel_size, activation):
         if self.method == "bbh":
             return bbh_tf.HyperConv2D(
-                filters, kernel_size, activation=activation, mode=self.mode,
+                filters,
+                kernel_size,
+                activation=activation,
+                mode=self.mode,
                 hypernet=self.hypernet,
             )
         if self.method == "bbb":
@@ -238,9 +247,20 @@ def flag_values():
     return {
         name: FLAGS[name].value
         for name in (
-            "method", "epochs", "batch_size", "data_dir", "seed",
-            "train_size", "num_samples", "learning_rate", "dropout_rate",
-            "kl_weight", "num_weight_samples", "classes", "jit_compile",
+            "method",
+            "epochs",
+            "batch_size",
+            "data_dir",
+            "seed",
+            "train_size",
+            "num_samples",
+            "learning_rate",
+            "dropout_rate",
+            "kl_weight",
+            "num_weight_samples",
+            "mode",
+            "classes",
+            "jit_compile",
         )
     } | shared_flags.values()
 
@@ -358,9 +378,13 @@ def load(flatten):
         raise app.UsageError("--train_size must be >= 0.")
     shared_flags.check({"learning_rate": FLAGS.learning_rate})
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
-        raise app.UsageError(f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}.")
+        raise app.UsageError(
+            f"--kl_weight must be finite and >= 0, got {FLAGS.kl_weight}."
+        )
     if not 0 <= FLAGS.dropout_rate < 1:
-        raise app.UsageError(f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}.")
+        raise app.UsageError(
+            f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}."
+        )
     digits = selected_classes()
     splits = []
     for split in ("train", "test"):

@@ -42,12 +42,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import shared_flags  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 import bbh_tf  # noqa: E402
-import shared_flags  # noqa: E402
 
 MODES = ("scale", "weight_norm", "full")
 ESTIMATORS = ("semi_implicit", "nearest_neighbour", "adversarial")
@@ -55,22 +55,41 @@ BBH_METHODS = tuple(f"bbh_{m}_{e}" for m in MODES for e in ESTIMATORS)
 METHOD_NAMES = BBH_METHODS + ("bbb", "mc_dropout", "ml")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("methods", ["all"], f"Methods to run: {', '.join(METHOD_NAMES)} or all.")
-flags.DEFINE_enum("dataset", "generated", ["generated", "diabetes"],
-                  "Built-in data set, unless --csv is given.")
+flags.DEFINE_list(
+    "methods", ["all"], f"Methods to run: {', '.join(METHOD_NAMES)} or all."
+)
+flags.DEFINE_enum(
+    "dataset",
+    "generated",
+    ["generated", "diabetes"],
+    "Built-in data set, unless --csv is given.",
+)
 flags.DEFINE_string("csv", "", "A CSV file with a header row (then --target).")
 flags.DEFINE_string("target", "", "The target column of --csv.")
 flags.DEFINE_integer("splits", 5, "Random 90/10 splits.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of the splits and the training.",
-                     lower_bound=0, upper_bound=2**32 - 1)
+flags.DEFINE_integer(
+    "seed",
+    0,
+    "Seed of the splits and the training.",
+    lower_bound=0,
+    upper_bound=2**32 - 1,
+)
 flags.DEFINE_integer("epochs", 40, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 32, "Training batch size.", lower_bound=1)
-flags.DEFINE_integer("hidden_units", 50, "ReLU units of the hidden layer.", lower_bound=1)
+flags.DEFINE_integer(
+    "hidden_units", 50, "ReLU units of the hidden layer.", lower_bound=1
+)
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of every optimizer.")
-flags.DEFINE_enum("likelihood", "heteroscedastic", ["heteroscedastic", "homoscedastic"],
-                  "Gaussian noise scale predicted per input, or one learned scale.")
+flags.DEFINE_enum(
+    "likelihood",
+    "heteroscedastic",
+    ["heteroscedastic", "homoscedastic"],
+    "Gaussian noise scale predicted per input, or one learned scale.",
+)
 flags.DEFINE_float("dropout_rate", 0.05, "mc_dropout: the dropout rate.")
-flags.DEFINE_integer("num_samples", 100, "Posterior draws per test input.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_samples", 100, "Posterior draws per test input.", lower_bound=1
+)
 flags.DEFINE_string("output", "runs/regression.json", "Where the JSON goes.")
 
 
@@ -106,14 +125,21 @@ def build(method, input_dim, num_examples):
         model = bbh_tf.BayesByHypernet(
             net, num_examples=num_examples, kl_estimator=estimator
         )
-        model.compile(optimizer=adam(), discriminator_optimizer=adam(),
-                      loss=bbh_tf.GaussianLikelihood())
+        model.compile(
+            optimizer=adam(),
+            discriminator_optimizer=adam(),
+            loss=bbh_tf.GaussianLikelihood(),
+        )
         return model
     dense = lambda units, activation: keras.layers.Dense(units, activation=activation)  # noqa: E731
     if method == "bbb":
         model = bbh_tf.BayesByBackprop(
-            network(lambda units, activation: bbh_tf.BayesByBackpropDense(
-                units, activation=activation), input_dim),
+            network(
+                lambda units, activation: bbh_tf.BayesByBackpropDense(
+                    units, activation=activation
+                ),
+                input_dim,
+            ),
             num_examples=num_examples,
         )
     elif method == "mc_dropout":
@@ -147,8 +173,13 @@ def run_split(method, split, index):
     model = build(method, split["x_train"].shape[1], len(split["x_train"]))
     start = time.perf_counter()
     try:
-        history = model.fit(split["x_train"], split["y_train"], epochs=FLAGS.epochs,
-                            batch_size=FLAGS.batch_size, verbose=0).history
+        history = model.fit(
+            split["x_train"],
+            split["y_train"],
+            epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size,
+            verbose=0,
+        ).history
     except FloatingPointError as error:
         return {"finite": False, "error": str(error), "split": index}
     losses = history["loss"]
@@ -172,7 +203,9 @@ def summary(results):
         values = np.array([r[key] for r in finished])
         row[key] = float(values.mean()) if len(values) else math.nan
         row[key + "_se"] = (
-            float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+            float(values.std(ddof=1) / math.sqrt(len(values)))
+            if len(values) > 1
+            else 0.0
         )
     return row
 
@@ -188,7 +221,7 @@ def load_data():
             from sklearn.datasets import load_diabetes
         except ImportError:
             raise app.UsageError(
-                "--dataset=diabetes needs scikit-learn: pip install -e \".[regression]\""
+                '--dataset=diabetes needs scikit-learn: pip install -e ".[regression]"'
             ) from None
         data = load_diabetes()
         return data.data.astype("float32"), data.target.astype("float32"), "diabetes"
@@ -201,7 +234,9 @@ def selected_methods():
         return list(METHOD_NAMES)
     unknown = [m for m in FLAGS.methods if m not in METHOD_NAMES]
     if unknown:
-        raise app.UsageError(f"--methods: unknown {unknown}; choose from {list(METHOD_NAMES)} or all.")
+        raise app.UsageError(
+            f"--methods: unknown {unknown}; choose from {list(METHOD_NAMES)} or all."
+        )
     return list(FLAGS.methods)
 
 
@@ -209,31 +244,62 @@ def main(argv):
     del argv
     methods = selected_methods()
     if not (np.isfinite(FLAGS.learning_rate) and FLAGS.learning_rate > 0):
-        raise app.UsageError(f"--learning_rate must be a finite number > 0, got {FLAGS.learning_rate}.")
+        raise app.UsageError(
+            f"--learning_rate must be a finite number > 0, got {FLAGS.learning_rate}."
+        )
     if not 0 <= FLAGS.dropout_rate < 1:
-        raise app.UsageError(f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}.")
+        raise app.UsageError(
+            f"--dropout_rate must be in [0, 1), got {FLAGS.dropout_rate}."
+        )
     shared_flags.check()
     x, y, name = load_data()
     splits = list(bbh_tf.data.standardized_splits(x, y, FLAGS.splits, seed=FLAGS.seed))
     print(f"{name}: {len(x)} rows, {x.shape[1]} features, {len(splits)} splits")
     results, rows = {}, {}
     for method in methods:
-        results[method] = [run_split(method, split, i) for i, split in enumerate(splits)]
+        results[method] = [
+            run_split(method, split, i) for i, split in enumerate(splits)
+        ]
         rows[method] = summary(results[method])
         row = rows[method]
-        print(f"{method:<32} RMSE {row['rmse']:.3f} +- {row['rmse_se']:.3f}  "
-              f"LL {row['log_likelihood']:.3f} +- {row['log_likelihood_se']:.3f}  "
-              f"cover95 {row['coverage_95']:.2f}  CRPS {row['crps']:.3f}  "
-              f"finite {row['splits_finite']}/{row['splits']}", flush=True)
+        print(
+            f"{method:<32} RMSE {row['rmse']:.3f} +- {row['rmse_se']:.3f}  "
+            f"LL {row['log_likelihood']:.3f} +- {row['log_likelihood_se']:.3f}  "
+            f"cover95 {row['coverage_95']:.2f}  CRPS {row['crps']:.3f}  "
+            f"finite {row['splits_finite']}/{row['splits']}",
+            flush=True,
+        )
     document = {
-        "dataset": name, "rows": len(x), "features": int(x.shape[1]),
-        "summary": rows, "splits": results,
-        "flags": {key: FLAGS[key].value for key in (
-            "methods", "dataset", "csv", "target", "splits", "seed", "epochs",
-            "batch_size", "hidden_units", "learning_rate", "likelihood",
-            "dropout_rate", "num_samples")} | {
-            "hypernet": {k: v for k, v in shared_flags.values().items()
-                         if k.startswith("hypernet") or k in ("semi_implicit", "noise_per_chunk")}},
+        "dataset": name,
+        "rows": len(x),
+        "features": int(x.shape[1]),
+        "summary": rows,
+        "splits": results,
+        "flags": {
+            key: FLAGS[key].value
+            for key in (
+                "methods",
+                "dataset",
+                "csv",
+                "target",
+                "splits",
+                "seed",
+                "epochs",
+                "batch_size",
+                "hidden_units",
+                "learning_rate",
+                "likelihood",
+                "dropout_rate",
+                "num_samples",
+            )
+        }
+        | {
+            "hypernet": {
+                k: v
+                for k, v in shared_flags.values().items()
+                if k.startswith("hypernet") or k in ("semi_implicit", "noise_per_chunk")
+            }
+        },
         "environment": shared_flags.environment(),
     }
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

@@ -25,12 +25,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags, logging  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from method_names import TITLES  # noqa: E402
 
 import bbh_tf  # noqa: E402  (registers the classes the saved models use)
-from method_names import TITLES  # noqa: E402
 
 DIGIT = 3
 
@@ -79,15 +79,26 @@ def plot(path, angles, images, results):
         mean, std = results[name]
         for k in range(mean.shape[1]):
             ax.errorbar(
-                angles, mean[:, k], yerr=std[:, k], fmt="o-", ms=3, lw=1,
-                capsize=2, color=f"C{k}", label=str(k),
+                angles,
+                mean[:, k],
+                yerr=std[:, k],
+                fmt="o-",
+                ms=3,
+                lw=1,
+                capsize=2,
+                color=f"C{k}",
+                label=str(k),
             )
         ax.set_title(TITLES.get(name, name), fontsize=10)
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("probability")
     axes[1].legend(
-        title="class", ncol=2, fontsize=7, title_fontsize=7,
-        loc="center left", bbox_to_anchor=(1.0, 0.5),
+        title="class",
+        ncol=2,
+        fontsize=7,
+        title_fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
     )
     axes[-1].set_xlabel("rotation (degrees)")
     axes[-1].set_xlim(angles[0] - step / 2, angles[-1] + step / 2)
@@ -129,17 +140,18 @@ def main(argv):
             continue
         # Only predictions are needed: skip restoring the optimizers.
         model = keras.models.load_model(path, compile=False)
-        results[name] = model.predict_distribution(
-            batch, num_samples=FLAGS.num_samples
-        )
+        results[name] = model.predict_distribution(batch, num_samples=FLAGS.num_samples)
         mean = results[name][0]
         summaries[name] = summary(*results[name])
         print(f"{name}: P({DIGIT}) by angle", np.round(mean[:, DIGIT], 2))
-        print(f"{name}: " + ", ".join(
-            f"{key} {value:.3f}" for key, value in summaries[name].items()
-        ))
+        print(
+            f"{name}: "
+            + ", ".join(f"{key} {value:.3f}" for key, value in summaries[name].items())
+        )
     if not results:
-        raise app.UsageError(f"No saved models of {FLAGS.methods} in {FLAGS.model_dir}.")
+        raise app.UsageError(
+            f"No saved models of {FLAGS.methods} in {FLAGS.model_dir}."
+        )
 
     plot(FLAGS.output, angles, images, results)
     json_path = os.path.splitext(FLAGS.output)[0] + ".json"
@@ -150,8 +162,7 @@ def main(argv):
                 "num_samples": FLAGS.num_samples,
                 "angles": angles.tolist(),
                 "methods": {
-                    name: {"mean": mean.tolist(), "std": std.tolist()}
-                    | summaries[name]
+                    name: {"mean": mean.tolist(), "std": std.tolist()} | summaries[name]
                     for name, (mean, std) in results.items()
                 },
             },

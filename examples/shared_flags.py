@@ -12,11 +12,11 @@ authors' notebooks) spell and check them the same way.
 import os
 import platform
 
-from absl import app, flags
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from absl import app, flags
 
 import bbh_tf
 
@@ -30,46 +30,56 @@ flags.DEFINE_list(
 )
 flags.DEFINE_float("adam_epsilon", 1e-7, "Epsilon of every Adam optimizer.")
 flags.DEFINE_enum(
-    "kl_estimator", "semi_implicit",
+    "kl_estimator",
+    "semi_implicit",
     ["semi_implicit", "nearest_neighbour", "adversarial", "adversarial_joint"],
     "Bayes by Hypernet's KL estimator (bbh_tf.kl): the semi-implicit bound, "
     "k-NN entropy, or a discriminator (per value, or on whole draws).",
 )
 flags.DEFINE_integer(
-    "num_mixture_draws", 16,
+    "num_mixture_draws",
+    16,
     "Bayes by Hypernet, semi_implicit: fresh noise draws in the bound's mixture.",
     lower_bound=0,
 )
 flags.DEFINE_bool(
-    "semi_implicit", True,
+    "semi_implicit",
+    True,
     "Bayes by Hypernet: a learned sigma per generated value (a semi-implicit "
     "posterior with a density); False: the paper's deterministic generator.",
 )
 flags.DEFINE_float(
-    "hypernet_init_stddev", 0.01, "Bayes by Hypernet: initial sigma of every generated value."
+    "hypernet_init_stddev",
+    0.01,
+    "Bayes by Hypernet: initial sigma of every generated value.",
 )
 flags.DEFINE_float(
-    "hypernet_learning_rate_scale", 0.1,
+    "hypernet_learning_rate_scale",
+    0.1,
     "Bayes by Hypernet: the hypernetwork's weights learn at this fraction of "
     "the optimizer's rate (HyperNetwork(learning_rate_scale=...)); 1: as "
     "plain weights, the paper's.",
 )
 flags.DEFINE_integer(
-    "discriminator_steps", 5,
+    "discriminator_steps",
+    5,
     "Bayes by Hypernet, adversarial: discriminator updates per training step.",
 )
 flags.DEFINE_float(
-    "discriminator_learning_rate", 1e-2,
+    "discriminator_learning_rate",
+    1e-2,
     "Bayes by Hypernet: Adam learning rate of the KL estimator's own weights "
     "(the discriminator).",
 )
 flags.DEFINE_bool(
-    "conditional", True,
+    "conditional",
+    True,
     "Bayes by Hypernet, adversarial: the discriminator sees each value's "
     "position (per-position KL); False is the paper's pooled form.",
 )
 flags.DEFINE_integer(
-    "discriminator_sample_size", 0,
+    "discriminator_sample_size",
+    0,
     "Bayes by Hypernet, adversarial: values the discriminator scores per step "
     "(a random subset, the KL estimate scaled to stay unbiased); 0: all.",
     lower_bound=0,
@@ -102,12 +112,24 @@ flags.DEFINE_integer(
     "hypernet_noise_dim", 64, "Bayes by Hypernet: size of the hypernetwork's noise."
 )
 
-NAMES = ("prior", "adam_epsilon", "kl_estimator", "num_mixture_draws",
-         "semi_implicit", "hypernet_init_stddev", "hypernet_learning_rate_scale",
-         "discriminator_steps",
-         "discriminator_learning_rate", "conditional", "discriminator_sample_size",
-         "discriminator_warmup_steps", "discriminator_clipvalue", "noise_per_chunk",
-         "hypernet_output_dim", "hypernet_noise_dim")
+NAMES = (
+    "prior",
+    "adam_epsilon",
+    "kl_estimator",
+    "num_mixture_draws",
+    "semi_implicit",
+    "hypernet_init_stddev",
+    "hypernet_learning_rate_scale",
+    "discriminator_steps",
+    "discriminator_learning_rate",
+    "conditional",
+    "discriminator_sample_size",
+    "discriminator_warmup_steps",
+    "discriminator_clipvalue",
+    "noise_per_chunk",
+    "hypernet_output_dim",
+    "hypernet_noise_dim",
+)
 
 
 def prior():
@@ -121,8 +143,10 @@ def hypernetwork():
     ``--semi_implicit``, ``--hypernet_init_stddev`` and ``--hypernet_learning_rate_scale`` say (the paper's sizes otherwise)."""
     return bbh_tf.HyperNetwork(
         noise_dim=FLAGS.hypernet_noise_dim,
-        output_dim=FLAGS.hypernet_output_dim, noise_per_chunk=FLAGS.noise_per_chunk,
-        semi_implicit=FLAGS.semi_implicit, init_stddev=FLAGS.hypernet_init_stddev,
+        output_dim=FLAGS.hypernet_output_dim,
+        noise_per_chunk=FLAGS.noise_per_chunk,
+        semi_implicit=FLAGS.semi_implicit,
+        init_stddev=FLAGS.hypernet_init_stddev,
         learning_rate_scale=FLAGS.hypernet_learning_rate_scale,
     )
 
@@ -204,10 +228,12 @@ def check(positive=None):
     """Usage errors naming the flag, before any training: the shared flags,
     and each of ``positive`` (flag name -> value) must be finite and > 0."""
     positive = dict(
-        positive or {}, adam_epsilon=FLAGS.adam_epsilon,
+        positive or {},
+        adam_epsilon=FLAGS.adam_epsilon,
         hypernet_output_dim=FLAGS.hypernet_output_dim,
         hypernet_noise_dim=FLAGS.hypernet_noise_dim,
-        hypernet_init_stddev=FLAGS.hypernet_init_stddev, discriminator_steps=FLAGS.discriminator_steps,
+        hypernet_init_stddev=FLAGS.hypernet_init_stddev,
+        discriminator_steps=FLAGS.discriminator_steps,
         discriminator_learning_rate=FLAGS.discriminator_learning_rate,
     )
     if FLAGS.discriminator_clipvalue is not None:

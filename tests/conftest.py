@@ -21,18 +21,29 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
-def small_classifier(input_dim=6, hidden=12, classes=3, output_dim=16, mode="weight_norm",
-                     noise_per_chunk=False):
+def small_classifier(
+    input_dim=6,
+    hidden=12,
+    classes=3,
+    output_dim=16,
+    mode="weight_norm",
+    noise_per_chunk=False,
+):
     """A two-hyper-layer classifier sharing one small hypernetwork."""
     hypernet = bbh_tf.HyperNetwork(
-        noise_dim=4, hidden_units=(8, 16), output_dim=output_dim, code_dim=4,
+        noise_dim=4,
+        hidden_units=(8, 16),
+        output_dim=output_dim,
+        code_dim=4,
         noise_per_chunk=noise_per_chunk,
     )
     return keras.Sequential(
         [
             keras.Input((input_dim,)),
             bbh_tf.HyperDense(hidden, activation="relu", hypernet=hypernet, mode=mode),
-            bbh_tf.HyperDense(classes, activation="softmax", hypernet=hypernet, mode=mode),
+            bbh_tf.HyperDense(
+                classes, activation="softmax", hypernet=hypernet, mode=mode
+            ),
         ]
     )
 

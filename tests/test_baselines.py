@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blobs, run_python
 
 import bbh_tf
-from conftest import blobs, run_python
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,9 +57,7 @@ def gaussian_kl(mu, sigma, prior_sigma):
     """Closed form of sum KL(N(mu, sigma^2) || N(0, prior_sigma^2))."""
     mu, sigma = np.float64(mu), np.float64(sigma)
     return np.sum(
-        np.log(prior_sigma / sigma)
-        + (sigma**2 + mu**2) / (2 * prior_sigma**2)
-        - 0.5
+        np.log(prior_sigma / sigma) + (sigma**2 + mu**2) / (2 * prior_sigma**2) - 0.5
     )
 
 
@@ -167,7 +165,9 @@ def test_mc_dropout_needs_dropout_layers():
 def test_monte_carlo_kl_matches_the_gaussian_closed_form():
     prior_sigma = 0.5
     layer = bbh_tf.BayesByBackpropDense(
-        4, prior=bbh_tf.GaussianPrior(prior_sigma), init_rho=-1.0,
+        4,
+        prior=bbh_tf.GaussianPrior(prior_sigma),
+        init_rho=-1.0,
         kernel_mean_initializer=keras.initializers.RandomNormal(stddev=0.5),
     )
     layer.build((None, 6))
@@ -189,7 +189,9 @@ def test_monte_carlo_kl_is_non_negative_in_expectation():
     assert mean_monte_carlo_kl(layer, 100) > 0
     sigma = 0.7
     equal = bbh_tf.BayesByBackpropDense(
-        5, prior=bbh_tf.GaussianPrior(sigma), init_rho=math.log(math.expm1(sigma)),
+        5,
+        prior=bbh_tf.GaussianPrior(sigma),
+        init_rho=math.log(math.expm1(sigma)),
         kernel_mean_initializer="zeros",
     )
     equal.build((None, 6))
@@ -227,8 +229,12 @@ def test_every_row_gets_its_own_weight_sample():
     # Local reparameterisation: mean x @ mu + b, variance x^2 @ s^2 + s_b^2.
     many = layer(np.repeat(row, 4000, axis=0)).numpy()
     mu = row @ layer.kernel_mu.numpy() + layer.bias_mu.numpy()
-    sd = np.sqrt(row**2 @ layer.kernel_sigma.numpy() ** 2 + layer.bias_sigma.numpy() ** 2)
-    np.testing.assert_allclose(many.mean(0), mu[0], atol=5 * sd[0].max() / np.sqrt(4000))
+    sd = np.sqrt(
+        row**2 @ layer.kernel_sigma.numpy() ** 2 + layer.bias_sigma.numpy() ** 2
+    )
+    np.testing.assert_allclose(
+        many.mean(0), mu[0], atol=5 * sd[0].max() / np.sqrt(4000)
+    )
     np.testing.assert_allclose(many.std(0), sd[0], rtol=0.1)
 
     model = compiled("bbb")
@@ -250,8 +256,13 @@ def test_train_step_with_and_without_xla(name, jit_compile):
 # ------------------------------------------------------------ serialization
 def test_layer_get_config_round_trips():
     layer = bbh_tf.BayesByBackpropDense(
-        7, activation="tanh", use_bias=False, prior=bbh_tf.GaussianPrior(0.3),
-        kernel_mean_initializer="he_normal", init_rho=-3.0, seed=5,
+        7,
+        activation="tanh",
+        use_bias=False,
+        prior=bbh_tf.GaussianPrior(0.3),
+        kernel_mean_initializer="he_normal",
+        init_rho=-3.0,
+        seed=5,
     )
     config = layer.get_config()
     clone = bbh_tf.BayesByBackpropDense.from_config(config)

@@ -16,16 +16,26 @@ def test_performance_benchmark_measures_every_part(tmp_path):
     output, figure = tmp_path / "performance.json", tmp_path / "scaling.png"
     result = subprocess.run(
         [
-            sys.executable, os.path.join(REPO, "benchmarks", "performance.py"),
-            f"--data_dir={os.path.abspath(MNIST_DIR)}", "--train_size=256",
-            "--methods=ml,bbh,bbh_full,flipout", "--widths=16", "--epochs=2",
-            "--rounds=2", "--predict_width=16", "--predict_draws=1,3",
-            "--slow_train_size=128", "--slow_widths=16",
-            f"--output={output}", f"--figure={figure}",
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "performance.py"),
+            f"--data_dir={os.path.abspath(MNIST_DIR)}",
+            "--train_size=256",
+            "--methods=ml,bbh,bbh_full,flipout",
+            "--widths=16",
+            "--epochs=2",
+            "--rounds=2",
+            "--predict_width=16",
+            "--predict_draws=1,3",
+            "--slow_train_size=128",
+            "--slow_widths=16",
+            f"--output={output}",
+            f"--figure={figure}",
         ],
         cwd=tmp_path,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     document = json.loads(output.read_text())
@@ -48,22 +58,35 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
     # benchmarks/step_time.py (random data, no MNIST needed): every variant,
     # including the timing-only subclasses, trains and is timed.
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"),
-         "--steps=1", "--rounds=1"],
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "step_time.py"),
+            "--steps=1",
+            "--rounds=1",
+        ],
         cwd=tmp_path,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     lines = result.stdout.splitlines()
-    table = lines[[line.startswith("variant") for line in lines].index(True) + 1:]
+    table = lines[[line.startswith("variant") for line in lines].index(True) + 1 :]
     rows = {
         line.split()[0]: [float(v) for v in line.split()[1:]]
-        for line in table if line.strip()
+        for line in table
+        if line.strip()
     }
     assert set(rows) == {
-        "ml", "ml_weight_norm", "bbh_generation_only", "bbh", "bbh_nearest_neighbour",
-        "bbh_no_discriminator", "bbh_adversarial", "bbh_two_updates",
+        "ml",
+        "ml_weight_norm",
+        "bbh_generation_only",
+        "bbh",
+        "bbh_nearest_neighbour",
+        "bbh_no_discriminator",
+        "bbh_adversarial",
+        "bbh_two_updates",
     }
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
@@ -71,22 +94,34 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
 def test_toy_posterior_structure_reports_both_variants(tmp_path):
     output = tmp_path / "structure.json"
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
-         "--seeds=0", "--steps=20", "--draws=50", "--num_samples=10",
-         f"--results={output}"],
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+            "--seeds=0",
+            "--steps=20",
+            "--draws=50",
+            "--num_samples=10",
+            f"--results={output}",
+        ],
         cwd=tmp_path,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     document = json.loads(output.read_text())
     rows = {row["variant"]: row for row in document["results"]}
     assert set(rows) == {"shared", "per_value"}
     # Each variant ran with its own hypernetwork; the common flags hold neither.
-    assert (rows["shared"]["noise_per_chunk"], rows["shared"]["hypernet_output_dim"]) == (
-        False, 256)
-    assert (rows["per_value"]["noise_per_chunk"], rows["per_value"]["hypernet_output_dim"]) == (
-        True, 1)
+    assert (
+        rows["shared"]["noise_per_chunk"],
+        rows["shared"]["hypernet_output_dim"],
+    ) == (False, 256)
+    assert (
+        rows["per_value"]["noise_per_chunk"],
+        rows["per_value"]["hypernet_output_dim"],
+    ) == (True, 1)
     assert "noise_per_chunk" not in document["flags"]
     # Independent values: correlations at the noise level of 50 draws (about
     # 0.11 on average); one shared noise draw correlates them far more.
@@ -94,10 +129,17 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
     assert rows["shared"]["mean_abs_correlation"] > 0.3
     assert "| per_value | 0 |" in result.stdout
     rejected = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
-         "--seeds=0,-1", f"--results={tmp_path / 'rejected.json'}"],
-        cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+            "--seeds=0,-1",
+            f"--results={tmp_path / 'rejected.json'}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--seeds must be integers in [0, 2**32 - 1]" in rejected.stderr
@@ -122,32 +164,53 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     built = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert built.returncode == 0, built.stderr[-4000:]
     assert built.stdout.split("\n")[-4:-1] == [
         "bbh_paper False False 256 AdversarialKL",
         "bbh_per_value False True 1 AdversarialKL",
-        "bbh True False 256 SemiImplicitKL"]
+        "bbh True False 256 SemiImplicitKL",
+    ]
     output = tmp_path / "epoch_time.json"
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
-         f"--data_dir={os.path.abspath(MNIST_DIR)}", "--train_size=256",
-         "--methods=ml,bbh_paper,bbh_per_value,bbh",
-         "--rounds=2",
-         f"--output={output}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "epoch_time.py"),
+            f"--data_dir={os.path.abspath(MNIST_DIR)}",
+            "--train_size=256",
+            "--methods=ml,bbh_paper,bbh_per_value,bbh",
+            "--rounds=2",
+            f"--output={output}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(output.read_text())["results"]
     assert set(results) == {"ml", "bbh_paper", "bbh_per_value", "bbh"}
     # An unknown method is a usage error naming the flag, before any data.
     rejected = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "epoch_time.py"),
-         f"--data_dir={tmp_path / 'no_data'}", "--methods=ml,bbh_papr",
-         f"--output={tmp_path / 'rejected.json'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "epoch_time.py"),
+            f"--data_dir={tmp_path / 'no_data'}",
+            "--methods=ml,bbh_papr",
+            f"--output={tmp_path / 'rejected.json'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--methods must name methods of" in rejected.stderr
@@ -155,19 +218,33 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
     assert not (tmp_path / "rejected.json").exists()
     assert results["ml"]["ratio_to_ml"] == 1.0
     saved_flags = json.loads(output.read_text())["flags"]
-    assert saved_flags["num_weight_samples"] == 5 and saved_flags["noise_per_chunk"] is False
+    assert (
+        saved_flags["num_weight_samples"] == 5
+        and saved_flags["noise_per_chunk"] is False
+    )
     assert saved_flags["kl_estimator"] == "semi_implicit"
-    assert all(len(r["seconds"]) == 2 and r["median_after_first"] > 0
-               for r in results.values())
+    assert all(
+        len(r["seconds"]) == 2 and r["median_after_first"] > 0 for r in results.values()
+    )
 
 
 def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
     output = tmp_path / "xla_noise.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "xla_noise.py"),
-         "--shape=5,16,8", "--rounds=2", "--calls=2", f"--output={output}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "xla_noise.py"),
+            "--shape=5,16,8",
+            "--rounds=2",
+            "--calls=2",
+            f"--output={output}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads(output.read_text())
@@ -181,9 +258,16 @@ def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
     assert "processor" in saved["environment"]
     for shape in ("5,x", "5,0"):
         rejected = subprocess.run(
-            [sys.executable, os.path.join(REPO, "benchmarks", "xla_noise.py"),
-             f"--shape={shape}"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                os.path.join(REPO, "benchmarks", "xla_noise.py"),
+                f"--shape={shape}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
         assert "--shape must be positive integers" in rejected.stderr
@@ -194,10 +278,23 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     script = os.path.join(REPO, "benchmarks", "toy_hmc_reference.py")
     output = tmp_path / "hmc.png"
     result = subprocess.run(
-        [sys.executable, script, "--chains=2", "--burnin=10", "--draws=10",
-         "--max_tree_depth=3", "--prior_draws=300", "--with_methods=ml",
-         "--steps=20", f"--output={output}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            script,
+            "--chains=2",
+            "--burnin=10",
+            "--draws=10",
+            "--max_tree_depth=3",
+            "--prior_draws=300",
+            "--with_methods=ml",
+            "--steps=20",
+            f"--output={output}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads((tmp_path / "hmc.json").read_text())
@@ -228,17 +325,33 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
         "    np.testing.assert_allclose(first, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
         "print('layout ok')\n"
     )
-    checked = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
+    checked = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "layout ok" in checked.stdout, checked.stderr[-4000:]
-    rejected = subprocess.run([sys.executable, script, "--with_methods=ml,hmm"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+    rejected = subprocess.run(
+        [sys.executable, script, "--with_methods=ml,hmm"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--with_methods must name methods of" in rejected.stderr
-    rejected = subprocess.run([sys.executable, script, "--output_layer_from=bbb"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+    rejected = subprocess.run(
+        [sys.executable, script, "--output_layer_from=bbb"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--output_layer_from=bbb needs --bbb_layers=first" in rejected.stderr
     assert "== " not in rejected.stdout  # before any training
@@ -250,16 +363,32 @@ def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     output = tmp_path / "first.png"
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "toy_hmc_reference.py"),
-         "--chains=2", "--burnin=5", "--draws=5", "--max_tree_depth=2",
-         "--prior_draws=200", "--output_layer_from=bbb", "--bbb_layers=first",
-         "--steps=20", "--num_samples=10", f"--output={output}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "toy_hmc_reference.py"),
+            "--chains=2",
+            "--burnin=5",
+            "--draws=5",
+            "--max_tree_depth=2",
+            "--prior_draws=200",
+            "--output_layer_from=bbb",
+            "--bbb_layers=first",
+            "--steps=20",
+            "--num_samples=10",
+            f"--output={output}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads((tmp_path / "first.json").read_text())
     assert saved["diagnostics"]["sampled_values"] == 200
     assert saved["flags"]["output_layer_from"] == "bbb"
-    assert set(saved["methods"]) == {"bbb"} and saved["methods"]["bbb"]["std_outside"] > 0
+    assert (
+        set(saved["methods"]) == {"bbb"} and saved["methods"]["bbb"]["std_outside"] > 0
+    )
     assert len(saved["output_layer"]["kernel"]) == 100
     assert output.exists()

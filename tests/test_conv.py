@@ -5,17 +5,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_python
 
 import bbh_tf
-from conftest import run_python
 
 
 def _hypernet():
-    return bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8, 16), output_dim=32, code_dim=4)
+    return bbh_tf.HyperNetwork(
+        noise_dim=4, hidden_units=(8, 16), output_dim=32, code_dim=4
+    )
 
 
 def _images(n=4, size=8, channels=2, seed=0):
-    return np.random.default_rng(seed).normal(size=(n, size, size, channels)).astype("float32")
+    return (
+        np.random.default_rng(seed)
+        .normal(size=(n, size, size, channels))
+        .astype("float32")
+    )
 
 
 def _draws_of(layer, num_draws):
@@ -57,7 +63,11 @@ def test_full_mode_is_a_convolution_per_draw(kwargs):
 @pytest.mark.parametrize("mode", ["scale", "weight_norm"])
 def test_scale_and_weight_norm_modes_scale_the_filters(mode):
     layer = bbh_tf.HyperConv2D(
-        4, 3, hypernet=_hypernet(), padding="same", bias_initializer="ones",
+        4,
+        3,
+        hypernet=_hypernet(),
+        padding="same",
+        bias_initializer="ones",
         mode=mode,
     )
     x = _images()
@@ -97,7 +107,9 @@ def _hyper_lenet(mode="weight_norm"):
         lambda f, k: bbh_tf.HyperConv2D(
             f, k, activation="relu", mode=mode, hypernet=hypernet
         ),
-        lambda u: bbh_tf.HyperDense(u, activation="softmax", mode=mode, hypernet=hypernet),
+        lambda u: bbh_tf.HyperDense(
+            u, activation="softmax", mode=mode, hypernet=hypernet
+        ),
     )
 
 
@@ -151,8 +163,14 @@ def test_hyper_conv_in_functional_and_subclassed_models_under_tf_function():
 
 def test_config_round_trip():
     layer = bbh_tf.HyperConv2D(
-        6, (3, 2), hypernet=_hypernet(), mode="full", strides=(2, 1),
-        padding="same", activation="relu", use_bias=False,
+        6,
+        (3, 2),
+        hypernet=_hypernet(),
+        mode="full",
+        strides=(2, 1),
+        padding="same",
+        activation="relu",
+        use_bias=False,
     )
     config = layer.get_config()
     assert bbh_tf.HyperConv2D.from_config(config).get_config() == config
@@ -162,7 +180,10 @@ def test_config_round_trip():
     assert restored.spec == layer.spec and restored.mode == "full"
     bbb = bbh_tf.BayesByBackpropConv2D(3, 2, padding="same", init_rho=-3.0)
     bbb_config = keras.saving.serialize_keras_object(bbb)
-    assert keras.saving.deserialize_keras_object(bbb_config).get_config() == bbb.get_config()
+    assert (
+        keras.saving.deserialize_keras_object(bbb_config).get_config()
+        == bbb.get_config()
+    )
 
 
 @pytest.mark.parametrize(
@@ -207,7 +228,10 @@ def test_bbb_conv_output_moments_match_the_posterior():
     out = layer(x).numpy()
     kernel_mu, kernel_sigma = layer.kernel_mu.numpy(), layer.kernel_sigma.numpy()
     mean = tf.nn.conv2d(x[:1], kernel_mu, 1, "VALID") + layer.bias_mu.numpy()
-    variance = tf.nn.conv2d(x[:1] ** 2, kernel_sigma**2, 1, "VALID") + layer.bias_sigma.numpy() ** 2
+    variance = (
+        tf.nn.conv2d(x[:1] ** 2, kernel_sigma**2, 1, "VALID")
+        + layer.bias_sigma.numpy() ** 2
+    )
     np.testing.assert_allclose(out.mean(axis=0), mean[0], atol=0.1)
     np.testing.assert_allclose(out.var(axis=0), variance[0], rtol=0.15)
 
@@ -243,8 +267,12 @@ def test_every_baseline_builds_the_same_convolutional_network(method):
             lambda u: keras.layers.Dense(u, activation="softmax"),
             dropout=0.3 if method == "mc_dropout" else 0.0,
         )
-        model = (bbh_tf.MCDropout if method == "mc_dropout" else bbh_tf.MaximumLikelihood)(net)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+        model = (
+            bbh_tf.MCDropout if method == "mc_dropout" else bbh_tf.MaximumLikelihood
+        )(net)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy"
+    )
     history = model.fit(x, y, batch_size=32, epochs=6, verbose=0).history
     data_loss = history["nll" if method == "bbb" else "loss"]
     assert data_loss[-1] < 0.8 * data_loss[0]
@@ -257,12 +285,17 @@ def test_conv_models_save_load_and_export_in_fresh_processes(tmp_path):
     keras.utils.set_random_seed(0)
     x = _images(n=64, seed=1)
     model = bbh_tf.BayesByHypernet(_hyper_lenet("full"), num_examples=64)
-    model.compile(optimizer="adam", discriminator_optimizer="adam",
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer="adam",
+        discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+    )
     model.fit(x, _labels(x), epochs=1, batch_size=32, verbose=0)
     bbb = bbh_tf.BayesByBackprop(
-        lenet(lambda f, k: bbh_tf.BayesByBackpropConv2D(f, k, activation="relu"),
-              lambda u: bbh_tf.BayesByBackpropDense(u, activation="softmax")),
+        lenet(
+            lambda f, k: bbh_tf.BayesByBackpropConv2D(f, k, activation="relu"),
+            lambda u: bbh_tf.BayesByBackpropDense(u, activation="softmax"),
+        ),
         num_examples=64,
     )
     bbb.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -274,7 +307,8 @@ def test_conv_models_save_load_and_export_in_fresh_processes(tmp_path):
     for name, m in (("bbh", model), ("bbb", bbb)):
         np.savez(tmp_path / f"weights_{name}.npz", *[w.numpy() for w in m.weights])
     # Weights restored exactly (predictions are random: compared via weights).
-    run_python(f"""
+    run_python(
+        f"""
 import numpy as np, keras, bbh_tf
 x = np.load("{tmp_path}/x.npy")[:8]
 for name in ("bbh", "bbb"):
@@ -285,13 +319,18 @@ for name in ("bbh", "bbb"):
         np.testing.assert_array_equal(weight.numpy(), saved[key])
     mean, std = model.predict_distribution(x, num_samples=10)
     assert mean.shape == (8, 3) and np.all(std > 0)
-""", tmp_path)
-    out = run_python(f"""
+""",
+        tmp_path,
+    )
+    out = run_python(
+        f"""
 import numpy as np, tensorflow as tf
 served = tf.saved_model.load("{tmp_path}/served")
 x = np.load("{tmp_path}/x.npy")[:8]
 out = served.signatures["serving_default"](tf.constant(x))
 assert out["mean"].shape == (8, 3) and "mutual_information" in out
 print("served", float(tf.reduce_max(out["std"])))
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert "served" in out

@@ -203,9 +203,7 @@ def test_tfds_path_converts(monkeypatch):
 
     images, labels = load_mnist("train", flatten=True)
 
-    assert calls == [
-        ("mnist", dict(split="train", batch_size=-1, as_supervised=True))
-    ]
+    assert calls == [("mnist", dict(split="train", batch_size=-1, as_supervised=True))]
     assert images.shape == (2, 784) and images.dtype == np.float32
     np.testing.assert_array_equal(images, _scaled(raw_images).reshape(2, -1))
     assert labels.dtype == np.int64

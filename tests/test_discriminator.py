@@ -64,9 +64,7 @@ def test_only_the_conditional_form_sees_narrow_per_position_posteriors():
     positions = 128
     rng = np.random.default_rng(0)
     means = tf.constant(rng.normal(size=(1, 1, positions)), tf.float32)
-    expected = float(
-        tf.reduce_sum(-math.log(0.1) + (0.01 + means**2 - 1) / 2)
-    )
+    expected = float(tf.reduce_sum(-math.log(0.1) + (0.01 + means**2 - 1) / 2))
 
     def sample(n):
         return means + 0.1 * tf.random.normal((n, 1, positions))

@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 METHODS = {"bbh", "ml", "mc_dropout", "bbb"}
@@ -121,7 +120,10 @@ def built_settings(module, flagfile, builds, cwd, extra="{}"):
 def test_toy_regression_runs_every_method(tmp_path):
     output = tmp_path / "toy.png"
     run_example(
-        "toy_regression.py", "--steps=20", "--num_samples=5", f"--output={output}",
+        "toy_regression.py",
+        "--steps=20",
+        "--num_samples=5",
+        f"--output={output}",
         cwd=tmp_path,
     )
     assert output.stat().st_size > 0
@@ -154,9 +156,13 @@ FLAGFILE = os.path.join(REPO, "examples", "toy_authors_notebook.flags")
 def test_toy_regression_takes_the_authors_notebook_flagfile(tmp_path):
     # The flagfile's settings reach the run; later flags override it.
     run_example(
-        "toy_regression.py", f"--flagfile={FLAGFILE}",
-        "--method=bbh", "--steps=2", "--discriminator_warmup_steps=1",
-        "--num_samples=5", f"--output={tmp_path / 'toy.png'}",
+        "toy_regression.py",
+        f"--flagfile={FLAGFILE}",
+        "--method=bbh",
+        "--steps=2",
+        "--discriminator_warmup_steps=1",
+        "--num_samples=5",
+        f"--output={tmp_path / 'toy.png'}",
         cwd=tmp_path,
     )
     summary = json.loads((tmp_path / "toy.json").read_text())
@@ -173,8 +179,10 @@ def test_toy_regression_flagfile_reaches_the_models(tmp_path):
     # Hypernet's prior, draws, KL weight, discriminator form and steps, and
     # Bayes by Backprop's prior in both layers.
     built = built_settings(
-        "toy_regression", FLAGFILE,
-        "bbh, bbb = example.build_bbh(20), example.build_bbb(20)", tmp_path,
+        "toy_regression",
+        FLAGFILE,
+        "bbh, bbb = example.build_bbh(20), example.build_bbb(20)",
+        tmp_path,
     )
     authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
     assert built["bbh_prior"] == authors_prior
@@ -192,13 +200,19 @@ def test_toy_regression_runs_with_the_layer_flags(tmp_path):
     # JSON (which layers each builds: the network-order test below).
     output = tmp_path / "toy.png"
     run_example(
-        "toy_regression.py", "--method=all", "--bbb_layers=first",
-        "--bbh_layers=both", "--steps=20", "--num_samples=5", f"--output={output}",
+        "toy_regression.py",
+        "--method=all",
+        "--bbb_layers=first",
+        "--bbh_layers=both",
+        "--steps=20",
+        "--num_samples=5",
+        f"--output={output}",
         cwd=tmp_path,
     )
     summary = json.loads((tmp_path / "toy.json").read_text())
     assert (summary["flags"]["bbb_layers"], summary["flags"]["bbh_layers"]) == (
-        "first", "both"
+        "first",
+        "both",
     )
     for name in ("bbh", "bbb"):
         assert summary["methods"][name]["std_outside"] > 0
@@ -253,7 +267,8 @@ def test_toy_regression_creates_the_layers_in_network_order(tmp_path):
     same_as_in_order = printed_json("toy_regression", script, cwd=tmp_path)
     assert same_as_in_order == {
         f"{method} {layers}": True
-        for method in ("bbh", "bbb") for layers in ("first", "both", "default")
+        for method in ("bbh", "bbb")
+        for layers in ("first", "both", "default")
     }
 
 
@@ -287,7 +302,9 @@ def test_noise_flags_reach_the_hypernetwork(tmp_path, module, build_bbh):
     hypernets = printed_json(module, script, cwd=tmp_path)
     # Default: the paper's shared noise, in both examples.
     assert hypernets == {
-        "per value": [[True, 1]], "shared": [[False, 256]], "default": [[False, 256]],
+        "per value": [[True, 1]],
+        "shared": [[False, 256]],
+        "default": [[False, 256]],
     }
 
 
@@ -322,7 +339,8 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     # by Hypernet's prior, draws, KL weight, discriminator form, steps and
     # warm-up, both optimizers, and Bayes by Backprop's prior in every layer.
     built = built_settings(
-        "mnist_mlp", MNIST_FLAGFILE,
+        "mnist_mlp",
+        MNIST_FLAGFILE,
         "bbh = example.BUILDERS['bbh'](60000)\n"
         "bbb = example.BUILDERS['bbb'](60000)\n"
         "d_opt = bbh.discriminator_optimizer",
@@ -335,7 +353,9 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     authors_prior = {"pi": 0.7, "sigma1": 0.01, "sigma2": 5.0}
     assert built["bbh_prior"] == authors_prior
     assert built["bbb_priors"] == [authors_prior] * 3
-    assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(128 / 1610, rel=1e-3)
+    assert built["draws"] == 1 and built["kl_weight"] == pytest.approx(
+        128 / 1610, rel=1e-3
+    )
     assert built["estimator"] == "AdversarialKL" and built["semi_implicit"] is False
     assert built["conditional"] is False
     assert built["steps"] == 20 and built["warmup"] == 300
@@ -385,8 +405,12 @@ def arguments_beside_a_bad_flag(script, folder):
     """The rest of the command; whatever it would write goes to folder/out."""
     if script == "toy_regression.py":
         # --steps=1: a check that let the flag through would fail fast, later.
-        return ["--method=bbh", "--steps=1", "--num_samples=2",
-                f"--output={folder / 'out' / 'toy.png'}"]
+        return [
+            "--method=bbh",
+            "--steps=1",
+            "--num_samples=2",
+            f"--output={folder / 'out' / 'toy.png'}",
+        ]
     # The checks come before the data are read: no data folder is needed.
     return [f"--data_dir={folder / 'no_data'}", f"--output_dir={folder / 'out'}"]
 
@@ -400,9 +424,14 @@ def rejected_flags(tmp_path_factory):
     def rejected(script):
         if script not in found:
             folder = tmp_path_factory.mktemp(script[:-3])
-            found[script] = folder, rejections(
-                script, BAD_FLAGS[script],
-                *arguments_beside_a_bad_flag(script, folder), cwd=folder,
+            found[script] = (
+                folder,
+                rejections(
+                    script,
+                    BAD_FLAGS[script],
+                    *arguments_beside_a_bad_flag(script, folder),
+                    cwd=folder,
+                ),
             )
         return found[script]
 
@@ -410,7 +439,8 @@ def rejected_flags(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "script, flag", [(script, flag) for script in BAD_FLAGS for flag in BAD_FLAGS[script]]
+    "script, flag",
+    [(script, flag) for script in BAD_FLAGS for flag in BAD_FLAGS[script]],
 )
 def test_examples_reject_bad_flags_by_name(rejected_flags, script, flag):
     folder, rejected = rejected_flags(script)
@@ -421,7 +451,8 @@ def test_examples_reject_bad_flags_by_name(rejected_flags, script, flag):
 
 
 @pytest.mark.parametrize(
-    "script, flag", [("toy_regression.py", "--noise_std=0"), ("mnist_mlp.py", "--dropout_rate=1")]
+    "script, flag",
+    [("toy_regression.py", "--noise_std=0"), ("mnist_mlp.py", "--dropout_rate=1")],
 )
 def test_example_command_lines_reject_a_bad_flag(tmp_path, script, flag):
     # The scripts' own entry points: a usage error, no traceback, no files.
@@ -485,8 +516,12 @@ def test_rotated_digit_plots_the_saved_models(mnist_runs, tmp_path):
         assert mean.shape == (4, 10)
         np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-4)
         entropy = -(mean * np.log(np.clip(mean, 1e-12, 1))).sum(axis=1)
-        assert curves["mean_entropy"] == pytest.approx(entropy.mean(), rel=1e-4, abs=1e-6)
-        assert curves["mean_largest_std"] == pytest.approx(np.max(curves["std"], axis=1).mean())
+        assert curves["mean_entropy"] == pytest.approx(
+            entropy.mean(), rel=1e-4, abs=1e-6
+        )
+        assert curves["mean_largest_std"] == pytest.approx(
+            np.max(curves["std"], axis=1).mean()
+        )
     assert summary["methods"]["ml"]["mean_largest_std"] == 0.0
 
 

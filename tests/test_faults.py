@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blobs, compiled_model, small_classifier
 
 import bbh_tf
-from conftest import blobs, compiled_model, small_classifier
 
 
 def plain_net(dropout=False):
@@ -17,11 +17,13 @@ def plain_net(dropout=False):
 
 
 def bbb_net():
-    return keras.Sequential([
-        keras.Input((6,)),
-        bbh_tf.BayesByBackpropDense(12, activation="relu"),
-        bbh_tf.BayesByBackpropDense(3, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            bbh_tf.BayesByBackpropDense(12, activation="relu"),
+            bbh_tf.BayesByBackpropDense(3, activation="softmax"),
+        ]
+    )
 
 
 def make(kind, **kwargs):
@@ -35,8 +37,11 @@ def make(kind, **kwargs):
         model = bbh_tf.MCDropout(plain_net(dropout=True), **kwargs)
     else:
         model = bbh_tf.MaximumLikelihood(plain_net(), **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -58,11 +63,11 @@ def batches(x, y, bad_steps, size=64):
     NaN input."""
     xs, ys = [], []
     for step, start in enumerate(range(0, len(x), size)):
-        xb = x[start:start + size].copy()
+        xb = x[start : start + size].copy()
         if step in bad_steps:
             xb[3, 1] = np.nan
         xs.append(xb)
-        ys.append(y[start:start + size])
+        ys.append(y[start : start + size])
     return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
 
 
@@ -100,7 +105,9 @@ def test_too_many_consecutive_non_finite_steps_stop_fit(kind):
     model = make(kind, max_non_finite_steps=2)
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
     before = state(model)
-    with pytest.raises(FloatingPointError, match="3 consecutive .*max_non_finite_steps=2"):
+    with pytest.raises(
+        FloatingPointError, match="3 consecutive .*max_non_finite_steps=2"
+    ):
         model.fit(batches(x, y, bad_steps={1, 2, 3}), epochs=1, verbose=0)
     assert model.stop_training
     # The good first batch was applied; the bad ones were not.
@@ -129,9 +136,12 @@ def test_max_non_finite_steps_zero_stops_at_the_first_and_keeps_the_weights():
 def test_skipping_works_with_xla():
     x, y = blobs()
     model = make("bbh_semi_implicit")
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  discriminator_optimizer=keras.optimizers.Adam(1e-2),
-                  loss="sparse_categorical_crossentropy", jit_compile=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        discriminator_optimizer=keras.optimizers.Adam(1e-2),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=True,
+    )
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
     before = state(model)
     history = model.fit(batches(x, y, bad_steps={0, 1, 2, 3}), epochs=1, verbose=0)
@@ -175,13 +185,33 @@ def _with(array, index, value):
 
 X, Y = blobs(n=64)
 FIT_CASES = [
-    ("batch_size=-5", dict(batch_size=-5), ValueError, "`batch_size` must be an integer >= 1"),
-    ("batch_size=0", dict(batch_size=0), ValueError, "`batch_size` must be an integer >= 1"),
+    (
+        "batch_size=-5",
+        dict(batch_size=-5),
+        ValueError,
+        "`batch_size` must be an integer >= 1",
+    ),
+    (
+        "batch_size=0",
+        dict(batch_size=0),
+        ValueError,
+        "`batch_size` must be an integer >= 1",
+    ),
     ("batch_size=2.5", dict(batch_size=2.5), TypeError, "`batch_size`"),
     ("epochs=-1", dict(epochs=-1), ValueError, "`epochs`"),
-    ("empty x", dict(x=X[:0], y=Y[:0]), ValueError, "`x` must hold at least one example"),
+    (
+        "empty x",
+        dict(x=X[:0], y=Y[:0]),
+        ValueError,
+        "`x` must hold at least one example",
+    ),
     ("fractional labels", dict(y=Y + 0.5), ValueError, "`y` must hold class indices"),
-    ("label too large", dict(y=np.full(64, 3)), ValueError, r"`y` must hold class indices in \[0, 3\)"),
+    (
+        "label too large",
+        dict(y=np.full(64, 3)),
+        ValueError,
+        r"`y` must hold class indices in \[0, 3\)",
+    ),
     ("negative label", dict(y=np.full(64, -1)), ValueError, r"\[0, 3\)"),
     ("wrong width", dict(x=X[:, :5]), ValueError, r"`x` must have shape \(n, 6\)"),
     ("string x", dict(x=X.astype(str)), TypeError, "`x` must be a numeric array"),
@@ -191,15 +221,36 @@ FIT_CASES = [
     ("two inputs", dict(x=[X, X]), TypeError, "`x` must be one array"),
     ("dict input", dict(x={"a": X}), TypeError, "`x` must be one array"),
     ("1-D x", dict(x=X[:, 0]), ValueError, "`x` must have shape .* batch axis"),
-    ("negative weight", dict(sample_weight=np.full(64, -1.0)), ValueError, "`sample_weight` must be >= 0"),
-    ("short weight", dict(sample_weight=np.ones(3)), ValueError, "`sample_weight` must have one weight"),
-    ("bad validation x", dict(validation_data=(X[:, :2], Y)), ValueError, r"`validation_data\[0\]` must have shape"),
-    ("bad validation y", dict(validation_data=(X, Y + 7)), ValueError, r"`validation_data\[1\]` must hold class"),
+    (
+        "negative weight",
+        dict(sample_weight=np.full(64, -1.0)),
+        ValueError,
+        "`sample_weight` must be >= 0",
+    ),
+    (
+        "short weight",
+        dict(sample_weight=np.ones(3)),
+        ValueError,
+        "`sample_weight` must have one weight",
+    ),
+    (
+        "bad validation x",
+        dict(validation_data=(X[:, :2], Y)),
+        ValueError,
+        r"`validation_data\[0\]` must have shape",
+    ),
+    (
+        "bad validation y",
+        dict(validation_data=(X, Y + 7)),
+        ValueError,
+        r"`validation_data\[1\]` must hold class",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case, change, error, match", FIT_CASES,
-                         ids=[c[0] for c in FIT_CASES])
+@pytest.mark.parametrize(
+    "case, change, error, match", FIT_CASES, ids=[c[0] for c in FIT_CASES]
+)
 def test_fit_names_bad_input_before_any_step(case, change, error, match):
     model, x, y = _trained()
     before = state(model)
@@ -216,26 +267,102 @@ def test_fit_checks_labels_of_an_unbuilt_model_too():
 
 
 PREDICT_CASES = [
-    ("evaluate wrong width", lambda m: m.evaluate(X[:, :5], Y, verbose=0), ValueError, r"`x` must have shape \(n, 6\)"),
-    ("evaluate label range", lambda m: m.evaluate(X, Y + 3, verbose=0), ValueError, r"`y` must hold class indices in \[0, 3\)"),
-    ("evaluate batch_size=0", lambda m: m.evaluate(X, Y, batch_size=0, verbose=0), ValueError, "`batch_size`"),
-    ("evaluate NaN", lambda m: m.evaluate(_with(X, (0, 0), np.nan), Y, verbose=0), ValueError, "`x` contains NaN"),
-    ("predict NaN", lambda m: m.predict(_with(X, (0, 0), np.inf), verbose=0), ValueError, "`x` contains NaN"),
-    ("predict wrong width", lambda m: m.predict(X[:, :2], verbose=0), ValueError, r"`x` must have shape \(n, 6\)"),
-    ("predict batch_size=-1", lambda m: m.predict(X, batch_size=-1, verbose=0), ValueError, "`batch_size`"),
-    ("predict strings", lambda m: m.predict(X.astype(str), verbose=0), TypeError, "`x` must be a numeric array"),
-    ("distribution num_samples=0", lambda m: m.predict_distribution(X, num_samples=0), ValueError, "`num_samples`"),
-    ("distribution batch_size=0", lambda m: m.predict_distribution(X, batch_size=0), ValueError, "`batch_size`"),
-    ("distribution strings", lambda m: m.predict_distribution(X.astype(str)), TypeError, "`x` must be a numeric array"),
-    ("distribution empty", lambda m: m.predict_distribution(X[:0]), ValueError, "at least one example"),
-    ("distribution two inputs", lambda m: m.predict_distribution([X, X]), TypeError, "`x` must be one array"),
-    ("samples num_samples=-1", lambda m: m.predict_samples(X, num_samples=-1), ValueError, "`num_samples`"),
-    ("samples wrong width", lambda m: m.predict_samples(X[:, :3]), ValueError, r"`x` must have shape \(n, 6\)"),
+    (
+        "evaluate wrong width",
+        lambda m: m.evaluate(X[:, :5], Y, verbose=0),
+        ValueError,
+        r"`x` must have shape \(n, 6\)",
+    ),
+    (
+        "evaluate label range",
+        lambda m: m.evaluate(X, Y + 3, verbose=0),
+        ValueError,
+        r"`y` must hold class indices in \[0, 3\)",
+    ),
+    (
+        "evaluate batch_size=0",
+        lambda m: m.evaluate(X, Y, batch_size=0, verbose=0),
+        ValueError,
+        "`batch_size`",
+    ),
+    (
+        "evaluate NaN",
+        lambda m: m.evaluate(_with(X, (0, 0), np.nan), Y, verbose=0),
+        ValueError,
+        "`x` contains NaN",
+    ),
+    (
+        "predict NaN",
+        lambda m: m.predict(_with(X, (0, 0), np.inf), verbose=0),
+        ValueError,
+        "`x` contains NaN",
+    ),
+    (
+        "predict wrong width",
+        lambda m: m.predict(X[:, :2], verbose=0),
+        ValueError,
+        r"`x` must have shape \(n, 6\)",
+    ),
+    (
+        "predict batch_size=-1",
+        lambda m: m.predict(X, batch_size=-1, verbose=0),
+        ValueError,
+        "`batch_size`",
+    ),
+    (
+        "predict strings",
+        lambda m: m.predict(X.astype(str), verbose=0),
+        TypeError,
+        "`x` must be a numeric array",
+    ),
+    (
+        "distribution num_samples=0",
+        lambda m: m.predict_distribution(X, num_samples=0),
+        ValueError,
+        "`num_samples`",
+    ),
+    (
+        "distribution batch_size=0",
+        lambda m: m.predict_distribution(X, batch_size=0),
+        ValueError,
+        "`batch_size`",
+    ),
+    (
+        "distribution strings",
+        lambda m: m.predict_distribution(X.astype(str)),
+        TypeError,
+        "`x` must be a numeric array",
+    ),
+    (
+        "distribution empty",
+        lambda m: m.predict_distribution(X[:0]),
+        ValueError,
+        "at least one example",
+    ),
+    (
+        "distribution two inputs",
+        lambda m: m.predict_distribution([X, X]),
+        TypeError,
+        "`x` must be one array",
+    ),
+    (
+        "samples num_samples=-1",
+        lambda m: m.predict_samples(X, num_samples=-1),
+        ValueError,
+        "`num_samples`",
+    ),
+    (
+        "samples wrong width",
+        lambda m: m.predict_samples(X[:, :3]),
+        ValueError,
+        r"`x` must have shape \(n, 6\)",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case, call, error, match", PREDICT_CASES,
-                         ids=[c[0] for c in PREDICT_CASES])
+@pytest.mark.parametrize(
+    "case, call, error, match", PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES]
+)
 def test_evaluation_and_prediction_name_bad_input(case, call, error, match):
     model, _, _ = _trained()
     with pytest.raises(error, match=match):
@@ -245,6 +372,7 @@ def test_evaluation_and_prediction_name_bad_input(case, call, error, match):
 # ------------------------------------------------------- huge draw counts
 def test_a_huge_draw_count_is_split_into_passes_that_fit_int32():
     from bbh_tf.predictive import _PASS_VALUES, draws_per_pass
+
     per_pass = draws_per_pass(10**9, 128, (784,))
     assert 1 <= per_pass and per_pass * 128 * 784 <= _PASS_VALUES < 2**31
 
@@ -252,6 +380,7 @@ def test_a_huge_draw_count_is_split_into_passes_that_fit_int32():
 @pytest.mark.parametrize("with_likelihood", [False, True])
 def test_pooled_moments_equal_the_moments_of_all_draws(with_likelihood):
     from bbh_tf.predictive import pooled_moments
+
     rng = np.random.default_rng(0)
     locs = rng.normal(size=(10, 4, 3))
     noise_std = rng.uniform(0.5, 2.0, size=(10, 4, 3))
@@ -265,14 +394,17 @@ def test_pooled_moments_equal_the_moments_of_all_draws(with_likelihood):
         return [mean, np.sqrt(aleatoric**2 + epistemic**2), aleatoric, epistemic]
 
     counts = [4, 4, 2]
-    parts = [moments(locs[a:a + c], noise_std[a:a + c])
-             for a, c in zip([0, 4, 8], counts)]
+    parts = [
+        moments(locs[a : a + c], noise_std[a : a + c])
+        for a, c in zip([0, 4, 8], counts)
+    ]
     for got, want in zip(pooled_moments(parts, counts), moments(locs, noise_std)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_predict_distribution_splits_draws_across_passes(monkeypatch):
     import bbh_tf.predictive as predictive
+
     model, x, _ = _trained()
     keras.utils.set_random_seed(0)
     whole = model.predict_distribution(x, num_samples=400)
@@ -289,12 +421,14 @@ def test_predict_distribution_splits_draws_across_passes(monkeypatch):
 # ---------------------------------------------------------------- loading
 def _archive_members(path):
     import zipfile
+
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
 def _write_archive(path, members):
     import zipfile
+
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
@@ -303,23 +437,30 @@ def _write_archive(path, members):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     import json
+
     folder = tmp_path_factory.mktemp("saved")
     model, x, _ = _trained()
     model.save(folder / "good.keras")
     members = _archive_members(folder / "good.keras")
     config = members["config.json"].decode()
-    tampered = config.replace('"registered_name": "bbh_tf>HyperDense"',
-                              '"registered_name": "Popen"', 1)
-    tampered = tampered.replace('"class_name": "HyperDense"', '"class_name": "Popen"', 1)
+    tampered = config.replace(
+        '"registered_name": "bbh_tf>HyperDense"', '"registered_name": "Popen"', 1
+    )
+    tampered = tampered.replace(
+        '"class_name": "HyperDense"', '"class_name": "Popen"', 1
+    )
     assert tampered != config
     _write_archive(folder / "tampered.keras", members | {"config.json": tampered})
     newer = json.loads(config)
     newer["config"]["bbh_tf_version"] = "99.0.0"
-    _write_archive(folder / "newer_bbh_tf.keras",
-                   members | {"config.json": json.dumps(newer)})
+    _write_archive(
+        folder / "newer_bbh_tf.keras", members | {"config.json": json.dumps(newer)}
+    )
     metadata = json.loads(members["metadata.json"])
-    _write_archive(folder / "newer_keras.keras", members | {
-        "metadata.json": json.dumps(metadata | {"keras_version": "99.0.0"})})
+    _write_archive(
+        folder / "newer_keras.keras",
+        members | {"metadata.json": json.dumps(metadata | {"keras_version": "99.0.0"})},
+    )
     data = (folder / "good.keras").read_bytes()
     (folder / "truncated.keras").write_bytes(data[: len(data) // 2])
     (folder / "text.keras").write_text("not a model")
@@ -330,15 +471,30 @@ LOAD_CASES = [
     ("missing", "absent.keras", FileNotFoundError, "`path` .* does not exist"),
     ("truncated", "truncated.keras", ValueError, "not a complete .keras archive"),
     ("not a zip", "text.keras", ValueError, "not a complete .keras archive"),
-    ("unknown class", "tampered.keras", ValueError,
-     "^BayesByHypernet could not be rebuilt from its config: Could not locate class 'Popen'"),
-    ("newer bbh_tf", "newer_bbh_tf.keras", ValueError, "saved with bbh_tf 99.0.0, newer than"),
-    ("newer keras", "newer_keras.keras", ValueError, "saved with Keras 99.0.0, newer than"),
+    (
+        "unknown class",
+        "tampered.keras",
+        ValueError,
+        "^BayesByHypernet could not be rebuilt from its config: Could not locate class 'Popen'",
+    ),
+    (
+        "newer bbh_tf",
+        "newer_bbh_tf.keras",
+        ValueError,
+        "saved with bbh_tf 99.0.0, newer than",
+    ),
+    (
+        "newer keras",
+        "newer_keras.keras",
+        ValueError,
+        "saved with Keras 99.0.0, newer than",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case, name, error, match", LOAD_CASES,
-                         ids=[c[0] for c in LOAD_CASES])
+@pytest.mark.parametrize(
+    "case, name, error, match", LOAD_CASES, ids=[c[0] for c in LOAD_CASES]
+)
 def test_loading_errors_say_what_is_wrong_first(saved, case, name, error, match):
     folder, _, _ = saved
     with pytest.raises(error, match=match):
@@ -368,21 +524,26 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from bbh_tf import validation  # noqa: E402
 
-NUMERIC = st.sampled_from(["float16", "float32", "float64", "int8", "int32",
-                           "uint8", "bool"])
+NUMERIC = st.sampled_from(
+    ["float16", "float32", "float64", "int8", "int32", "uint8", "bool"]
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 5), width=st.integers(1, 9), dtype=NUMERIC)
-def test_any_numeric_array_of_the_input_shape_is_accepted_as_float32(rows, width, dtype):
+def test_any_numeric_array_of_the_input_shape_is_accepted_as_float32(
+    rows, width, dtype
+):
     x = np.ones((rows, width), dtype)
     checked = validation.inputs(x, (None, width))
     assert checked.dtype == np.float32 and checked.shape == (rows, width)
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
-       expected=st.tuples(st.integers(1, 5), st.integers(1, 5)))
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+    expected=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+)
 def test_a_wrong_shape_is_named_whatever_it_is(shape, expected):
     expected_shape = (None, *expected)
     ok = len(shape) == 3 and shape[1:] == expected and shape[0] > 0
@@ -400,8 +561,13 @@ def _as_float32(x):
 
 
 @settings(max_examples=40, deadline=None)
-@given(x=hnp.arrays("float64", st.tuples(st.integers(1, 4), st.integers(1, 4)),
-                    elements=st.floats(allow_nan=True, allow_infinity=True)))
+@given(
+    x=hnp.arrays(
+        "float64",
+        st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        elements=st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
 def test_non_finite_values_are_named_and_finite_ones_pass(x):
     if not np.isfinite(x).all():
         with pytest.raises(ValueError, match="`x` contains NaN or infinite"):
@@ -419,7 +585,9 @@ def test_sparse_labels_outside_the_classes_are_named(labels):
     if labels.min() >= 0 and labels.max() < 4:
         validation.targets(labels, len(labels), sparse_classes=4)
     else:
-        with pytest.raises(ValueError, match=r"`y` must hold class indices in \[0, 4\)"):
+        with pytest.raises(
+            ValueError, match=r"`y` must hold class indices in \[0, 4\)"
+        ):
             validation.targets(labels, len(labels), sparse_classes=4)
 
 
@@ -457,13 +625,19 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     import sys
 
     (tmp_path / "run.py").write_text(
-        KILLED_RUN.format(tests=os.path.dirname(os.path.abspath(__file__))))
+        KILLED_RUN.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
     def run(*args):
-        return subprocess.run([sys.executable, "run.py", *map(str, args)],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "run.py", *map(str, args)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     # Killed at a random batch after the first epoch's backup (of 16).
     kill_at = int(np.random.default_rng(5).integers(5, 16))
@@ -477,7 +651,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     # epoch cut short is rerun from the last backup with the same draws.
     assert plain.files == again.files
     for name in plain.files:
-        np.testing.assert_array_equal(plain[name], again[name], err_msg=f"kill_at={kill_at}")
+        np.testing.assert_array_equal(
+            plain[name], again[name], err_msg=f"kill_at={kill_at}"
+        )
 
 
 # ------------------------------------------------------ sharing by models

@@ -24,8 +24,12 @@ PRIOR_SIGMA = 1.5
 def gaussian_group(noise_per_chunk=False, output_dim=VALUES, sigma=0.3):
     """A built group whose q is Gaussian; returns ``(group, mean, cov)``."""
     hypernet = bbh_tf.HyperNetwork(
-        noise_dim=3, hidden_units=(), output_dim=output_dim, code_dim=2,
-        noise_per_chunk=noise_per_chunk, learning_rate_scale=1.0,
+        noise_dim=3,
+        hidden_units=(),
+        output_dim=output_dim,
+        code_dim=2,
+        noise_per_chunk=noise_per_chunk,
+        learning_rate_scale=1.0,
     )
     layer = bbh_tf.HyperDense(2, mode="full", hypernet=hypernet)
     layer.build((None, 1))
@@ -45,7 +49,7 @@ def gaussian_group(noise_per_chunk=False, output_dim=VALUES, sigma=0.3):
         # Block diagonal: each chunk's values depend on its own noise only.
         a = np.zeros((chunks * output_dim, 3 * chunks))
         for c in range(chunks):
-            a[c * output_dim:(c + 1) * output_dim, 3 * c:3 * c + 3] = kernel[:3].T
+            a[c * output_dim : (c + 1) * output_dim, 3 * c : 3 * c + 3] = kernel[:3].T
         a = a[:VALUES]
     else:
         a = np.tile(kernel[:3].T, (chunks, 1))[:VALUES]
@@ -62,8 +66,13 @@ def gaussian_entropy(cov):
 
 def kl_to_gaussian_prior(mean, cov, sigma=PRIOR_SIGMA):
     d = len(mean)
-    return 0.5 * (np.trace(cov) / sigma**2 + mean @ mean / sigma**2 - d
-                  + 2 * d * math.log(sigma) - np.linalg.slogdet(cov)[1])
+    return 0.5 * (
+        np.trace(cov) / sigma**2
+        + mean @ mean / sigma**2
+        - d
+        + 2 * d * math.log(sigma)
+        - np.linalg.slogdet(cov)[1]
+    )
 
 
 def kl_to_prior_by_monte_carlo(mean, cov, prior, n=400_000):
@@ -77,8 +86,9 @@ def kl_to_prior_by_monte_carlo(mean, cov, prior, n=400_000):
 
 def gaussian_log_density(values, mean, cov):
     diff = values - mean
-    return -0.5 * np.sum(diff @ np.linalg.inv(cov) * diff, axis=1) - 0.5 * (
-        np.linalg.slogdet(2 * math.pi * cov)[1]
+    return (
+        -0.5 * np.sum(diff @ np.linalg.inv(cov) * diff, axis=1)
+        - 0.5 * (np.linalg.slogdet(2 * math.pi * cov)[1])
     )
 
 
@@ -130,7 +140,9 @@ def test_semi_implicit_kl_matches_the_closed_form(prior_kind):
     )
     # 1000 draws: Monte Carlo error about 0.05 nats; bound slack below 0.1.
     assert float(estimate.kl) == pytest.approx(exact, abs=0.2)
-    assert float(estimate.logs["entropy"]) == pytest.approx(gaussian_entropy(cov), abs=0.2)
+    assert float(estimate.logs["entropy"]) == pytest.approx(
+        gaussian_entropy(cov), abs=0.2
+    )
 
 
 def test_semi_implicit_bound_with_independent_chunks():
@@ -138,7 +150,9 @@ def test_semi_implicit_bound_with_independent_chunks():
     group, mean, cov = gaussian_group(noise_per_chunk=True, output_dim=2)
     assert group.num_blocks == 2
     estimate = bbh_tf.kl.SemiImplicitKL(1024).estimate(
-        [group], [group.draw(group.sample_noise(1000))], bbh_tf.GaussianPrior(PRIOR_SIGMA)
+        [group],
+        [group.draw(group.sample_noise(1000))],
+        bbh_tf.GaussianPrior(PRIOR_SIGMA),
     )
     assert float(estimate.kl) == pytest.approx(kl_to_gaussian_prior(mean, cov), abs=0.2)
 
@@ -184,7 +198,9 @@ def test_nearest_neighbour_kl_of_the_gaussian_posterior(block, noise_per_chunk):
     assert float(estimate.logs["entropy"]) == pytest.approx(
         gaussian_entropy(cov), abs=0.15
     )
-    assert float(estimate.kl) == pytest.approx(kl_to_gaussian_prior(mean, cov), abs=0.15)
+    assert float(estimate.kl) == pytest.approx(
+        kl_to_gaussian_prior(mean, cov), abs=0.15
+    )
 
 
 def test_adversarial_joint_discriminator_recovers_the_correlated_kl():
@@ -198,7 +214,9 @@ def test_adversarial_joint_discriminator_recovers_the_correlated_kl():
     update = tf.function(lambda: estimator.warm_up([group], prior, optimizer, 512))
     for _ in range(1500):
         update()
-    estimate = estimator.estimate([group], [group.draw(group.sample_noise(4000))], prior)
+    estimate = estimator.estimate(
+        [group], [group.draw(group.sample_noise(4000))], prior
+    )
     exact = kl_to_gaussian_prior(mean, cov)
     # A learned density ratio: within 15 % of the KL.
     assert float(estimate.kl) == pytest.approx(exact, rel=0.15)
@@ -210,14 +228,25 @@ def test_adversarial_joint_discriminator_recovers_the_correlated_kl():
         (lambda: bbh_tf.kl.SemiImplicitKL(-1), ValueError, "num_mixture_draws"),
         (lambda: bbh_tf.kl.SemiImplicitKL(2.5), TypeError, "num_mixture_draws"),
         (lambda: bbh_tf.kl.NearestNeighbourKL(k=0), ValueError, "k"),
-        (lambda: bbh_tf.kl.NearestNeighbourKL(extra_draws=-1), ValueError, "extra_draws"),
+        (
+            lambda: bbh_tf.kl.NearestNeighbourKL(extra_draws=-1),
+            ValueError,
+            "extra_draws",
+        ),
         (lambda: bbh_tf.kl.NearestNeighbourKL(block="layer"), ValueError, "block"),
         (lambda: bbh_tf.kl.AdversarialKL(steps=0), ValueError, "steps"),
         (lambda: bbh_tf.kl.AdversarialKL(warmup_steps=-1), ValueError, "warmup_steps"),
         (lambda: bbh_tf.kl.AdversarialKL(sample_size=0), ValueError, "sample_size"),
-        (lambda: bbh_tf.kl.AdversarialKL(keras.Sequential()), TypeError, "discriminator"),
-        (lambda: bbh_tf.kl.AdversarialKL(bbh_tf.JointDiscriminator(), sample_size=8),
-         ValueError, "sample_size"),
+        (
+            lambda: bbh_tf.kl.AdversarialKL(keras.Sequential()),
+            TypeError,
+            "discriminator",
+        ),
+        (
+            lambda: bbh_tf.kl.AdversarialKL(bbh_tf.JointDiscriminator(), sample_size=8),
+            ValueError,
+            "sample_size",
+        ),
         (lambda: bbh_tf.kl.get("exact"), ValueError, "kl_estimator"),
     ],
 )
@@ -230,8 +259,9 @@ def test_nearest_neighbour_needs_more_draws_than_k():
     group, _, _ = gaussian_group()
     estimator = bbh_tf.kl.NearestNeighbourKL(k=2, extra_draws=0)
     with pytest.raises(ValueError, match="num_weight_samples or extra_draws"):
-        estimator.estimate([group], [group.draw(group.sample_noise(2))],
-                           bbh_tf.GaussianPrior(1.0))
+        estimator.estimate(
+            [group], [group.draw(group.sample_noise(2))], bbh_tf.GaussianPrior(1.0)
+        )
 
 
 @pytest.mark.parametrize("name", sorted(bbh_tf.kl.ESTIMATORS))

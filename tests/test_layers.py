@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import small_classifier
 
 import bbh_tf
-from conftest import small_classifier
 
 
 def _hypernet(**kwargs):
@@ -132,13 +132,16 @@ def test_weight_norm_mode_scales_unit_norm_directions():
     with bbh_tf.injected_values({layer: raw}):
         kernel = layer(x).numpy()  # rows of the identity read the kernel out
     scales = raw.numpy().reshape(-1)[:3]
-    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), np.abs(scales), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(kernel, axis=0), np.abs(scales), rtol=1e-5
+    )
 
 
 def test_scale_mode_scales_the_kernel_columns():
     hypernet = _hypernet()
-    layer = bbh_tf.HyperDense(3, hypernet=hypernet, mode="scale",
-                              bias_initializer="ones")
+    layer = bbh_tf.HyperDense(
+        3, hypernet=hypernet, mode="scale", bias_initializer="ones"
+    )
     layer.build((None, 2))
     assert layer.num_generated == 3  # one scale per unit
     raw = layer.generate(hypernet.sample_noise(2))
@@ -163,7 +166,11 @@ def test_layers_accept_extra_leading_axes_and_tf_function():
 def test_get_config_round_trips():
     hypernet = _hypernet(seed=3, noise_per_chunk=True)
     layer = bbh_tf.HyperDense(
-        7, hypernet=hypernet, mode="full", activation="relu", use_bias=False,
+        7,
+        hypernet=hypernet,
+        mode="full",
+        activation="relu",
+        use_bias=False,
         kernel_regularizer="l2",
     )
     config = layer.get_config()
@@ -184,13 +191,21 @@ def test_get_config_round_trips():
         (lambda: bbh_tf.HyperDense(0, hypernet=_hypernet()), ValueError, "units"),
         (lambda: bbh_tf.HyperDense(3), ValueError, "hypernet"),
         (lambda: bbh_tf.HyperDense(3, hypernet="big"), TypeError, "hypernet"),
-        (lambda: bbh_tf.HyperDense(3, hypernet=_hypernet(), mode="x"), ValueError, "mode"),
+        (
+            lambda: bbh_tf.HyperDense(3, hypernet=_hypernet(), mode="x"),
+            ValueError,
+            "mode",
+        ),
         (lambda: bbh_tf.HyperNetwork(noise_dim=0), ValueError, "noise_dim"),
         (lambda: bbh_tf.HyperNetwork(output_dim=-1), ValueError, "output_dim"),
         (lambda: bbh_tf.HyperNetwork(code_dim=0), ValueError, "code_dim"),
         (lambda: bbh_tf.HyperNetwork(hidden_units=(8, 0)), ValueError, "hidden_units"),
         (lambda: bbh_tf.HyperNetwork(noise_dim=2.5), TypeError, "noise_dim"),
-        (lambda: bbh_tf.HyperNetwork(noise_per_chunk="yes"), TypeError, "noise_per_chunk"),
+        (
+            lambda: bbh_tf.HyperNetwork(noise_per_chunk="yes"),
+            TypeError,
+            "noise_per_chunk",
+        ),
     ],
 )
 def test_bad_arguments_name_the_argument(make, error, name):
@@ -200,7 +215,9 @@ def test_bad_arguments_name_the_argument(make, error, name):
 
 def test_wrong_input_dimension_is_a_clear_error():
     net = small_classifier(input_dim=6)
-    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 6"):
+    with pytest.raises(
+        ValueError, match="expected axis -1 of input shape to have value 6"
+    ):
         net(np.zeros((2, 5), "float32"))
 
 
@@ -253,7 +270,9 @@ def test_noise_keeps_keras_stream_and_names_philox_for_xla():
     # The algorithm is named, not "auto_select", which XLA on CPU resolves
     # to a generator about 30 times slower (docs/performance.md, "XLA").
     graph = tf.function(lambda: hypernet.sample_noise(5)).get_concrete_function().graph
-    normals = [op for op in graph.get_operations() if op.type == "StatelessRandomNormalV2"]
+    normals = [
+        op for op in graph.get_operations() if op.type == "StatelessRandomNormalV2"
+    ]
     assert len(normals) == 1
     alg = tf.get_static_value(normals[0].inputs[3])
     assert alg == tf.random.Algorithm.PHILOX.value
@@ -287,7 +306,9 @@ def test_noise_per_chunk_with_one_value_per_chunk_gives_independent_values():
 def test_noise_of_the_wrong_shape_is_a_clear_error():
     hypernet = _hypernet(noise_per_chunk=True)
     codes = tf.random.normal((3, 4))
-    with pytest.raises(ValueError, match=r"`noise` must have shape \('num_draws', 3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"`noise` must have shape \('num_draws', 3, 4\)"
+    ):
         hypernet(tf.random.normal((2, 4)), codes)
     with pytest.raises(ValueError, match=r"`noise` must have shape"):
         hypernet(hypernet.sample_noise(2, 5), codes)
@@ -300,9 +321,13 @@ def test_bad_noise_counts_are_clear_errors(noise_per_chunk):
     hypernet = _hypernet(noise_per_chunk=noise_per_chunk)
     with pytest.raises(ValueError, match=r"`num_draws` must be an integer >= 1, got 0"):
         hypernet.sample_noise(0)
-    with pytest.raises(ValueError, match=r"`num_chunks` must be an integer >= 1, got -2"):
+    with pytest.raises(
+        ValueError, match=r"`num_chunks` must be an integer >= 1, got -2"
+    ):
         hypernet.sample_noise(3, -2)
-    with pytest.raises(TypeError, match=r"`num_draws` must be an integer >= 1, got 2.5"):
+    with pytest.raises(
+        TypeError, match=r"`num_draws` must be an integer >= 1, got 2.5"
+    ):
         hypernet.noise_shape(2.5, 1)
 
 
@@ -313,7 +338,8 @@ def test_model_with_noise_per_chunk_trains_predicts_and_saves(mode, tmp_path):
     x, y = blobs(n=64)
     model = compiled_model(
         small_classifier(mode=mode, output_dim=1, noise_per_chunk=True),
-        num_examples=64, num_weight_samples=2,
+        num_examples=64,
+        num_weight_samples=2,
     )
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
     assert np.isfinite(history["loss"]).all()

@@ -5,16 +5,14 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import blobs
 
 import bbh_tf
 from bbh_tf import metrics
-from conftest import blobs
 
 # Four examples, three classes. Predicted classes 0, 1, 2, 0 (the last row's
 # tie goes to the first class); labels 0, 2, 2, 1: examples 0 and 2 right.
-PROBS = np.array(
-    [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4], [0.5, 0.5, 0.0]]
-)
+PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4], [0.5, 0.5, 0.0]])
 LABELS = np.array([0, 2, 2, 1])
 
 

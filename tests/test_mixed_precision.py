@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blobs
 
 import bbh_tf
-from conftest import blobs
 
 
 @pytest.fixture
@@ -35,8 +35,9 @@ def _hyper_net(mode):
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"], indirect=True)
-@pytest.mark.parametrize("mode,estimator", [("weight_norm", "semi_implicit"),
-                                            ("full", "adversarial")])
+@pytest.mark.parametrize(
+    "mode,estimator", [("weight_norm", "semi_implicit"), ("full", "adversarial")]
+)
 def test_bayes_by_hypernet_trains_under_mixed_precision(policy, mode, estimator):
     keras.utils.set_random_seed(0)
     x, y = blobs()
@@ -85,11 +86,15 @@ def test_conv_and_baselines_under_bfloat16(policy):
         ]
     )
     model = bbh_tf.BayesByBackprop(net, num_examples=len(x))
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy"
+    )
     history = model.fit(x, y, batch_size=32, epochs=5, verbose=0).history
     assert history["nll"][-1] < 0.8 * history["nll"][0]
     ml = bbh_tf.MaximumLikelihood(
-        keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+        keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(3, activation="softmax")]
+        )
     )
     ml.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     ml.fit(x, y, epochs=1, verbose=0)
@@ -104,8 +109,9 @@ def test_a_nan_batch_is_skipped_under_loss_scaling(policy):
     keras.utils.set_random_seed(0)
     x, y = blobs()
     model = bbh_tf.BayesByHypernet(_hyper_net("scale"), num_examples=len(x))
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy"
+    )
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     before = [v.numpy() for v in model.trainable_variables]
     bad = x.copy()

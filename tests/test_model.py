@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blobs, compiled_model, small_classifier
 
 import bbh_tf
-from conftest import blobs, compiled_model, small_classifier
 
 
 @pytest.mark.parametrize("estimator", sorted(bbh_tf.kl.ESTIMATORS))
@@ -28,8 +28,10 @@ def test_fit_lowers_the_loss_and_logs_every_quantity(estimator):
     else:
         # The KL is what the estimator logs it to be made of.
         np.testing.assert_allclose(
-            history["kl"], np.subtract(history["cross_entropy"], history["entropy"]),
-            rtol=1e-4)
+            history["kl"],
+            np.subtract(history["cross_entropy"], history["entropy"]),
+            rtol=1e-4,
+        )
     # Evaluation trains no estimator, so it logs none of its quantities.
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
     assert set(logs) == {"loss", "nll", "kl", "accuracy"}, logs
@@ -51,7 +53,8 @@ def test_kl_gradient_reaches_the_whole_posterior():
         _, draws = model._split_forward(tf.constant(x), training=True)
         kl = model.kl_estimate(draws)
     variables = model.hypernets[0].trainable_variables + [
-        v for layer in model.hyper_layers
+        v
+        for layer in model.hyper_layers
         for v in (layer.generated_mean, layer.stddev_rho)
     ]
     gradients = tape.gradient(kl, variables)
@@ -69,20 +72,25 @@ def test_one_joint_draw_across_layers_per_weight_sample():
     together = tf.split(draws.mean, model._groups[0].chunks, axis=1)
     for layer, part in zip((first, second), together):
         alone = layer.conditional_mean(
-            tf.reshape(layer.generate(noise.eps), (3, -1))[:, : layer.num_generated])
+            tf.reshape(layer.generate(noise.eps), (3, -1))[:, : layer.num_generated]
+        )
         flat = tf.reshape(part, (3, -1))[:, : layer.num_generated]
         np.testing.assert_allclose(flat.numpy(), alone.numpy(), rtol=1e-5, atol=1e-6)
     # The values add each value's own noise sigma * xi to the mean.
     sigma = model._groups[0].stddev()
     np.testing.assert_allclose(
-        (draws.values - draws.mean).numpy(), (sigma * noise.xi).numpy(), atol=1e-6)
+        (draws.values - draws.mean).numpy(), (sigma * noise.xi).numpy(), atol=1e-6
+    )
 
 
 def test_discriminator_steps_warmup_and_kl_schedule():
     x, y = blobs(n=64)
-    schedule = keras.optimizers.schedules.PolynomialDecay(0.0, 10, end_learning_rate=1.0)
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        0.0, 10, end_learning_rate=1.0
+    )
     model = compiled_model(
-        num_examples=64, kl_weight=schedule,
+        num_examples=64,
+        kl_weight=schedule,
         kl_estimator=bbh_tf.kl.AdversarialKL(steps=2, warmup_steps=5),
     )
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
@@ -105,11 +113,13 @@ def test_estimators_without_weights_leave_the_discriminator_optimizer_idle():
 def test_toy_regression_std_grows_away_from_the_data():
     x, y = bbh_tf.data.toy_regression(n=20, seed=0)
     hypernet = bbh_tf.HyperNetwork()
-    net = keras.Sequential([
-        keras.Input((1,)),
-        bbh_tf.HyperDense(100, activation="relu", mode="full", hypernet=hypernet),
-        keras.layers.Dense(1),
-    ])
+    net = keras.Sequential(
+        [
+            keras.Input((1,)),
+            bbh_tf.HyperDense(100, activation="relu", mode="full", hypernet=hypernet),
+            keras.layers.Dense(1),
+        ]
+    )
     model = bbh_tf.BayesByHypernet(net, num_examples=20)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
@@ -121,7 +131,9 @@ def test_toy_regression_std_grows_away_from_the_data():
     inside = np.linspace(-3, 3, 25, dtype="float32")[:, None]
     outside = np.concatenate([np.linspace(-7, -6, 5), np.linspace(6, 7, 5)])
     _, std_in = model.predict_distribution(inside, num_samples=200)
-    _, std_out = model.predict_distribution(outside[:, None].astype("float32"), num_samples=200)
+    _, std_out = model.predict_distribution(
+        outside[:, None].astype("float32"), num_samples=200
+    )
     assert std_out.mean() > 2 * std_in.mean()
 
 
@@ -233,7 +245,9 @@ def test_fit_before_compile_is_a_clear_error():
 
 def test_functional_and_subclassed_inner_networks_train():
     x, y = blobs(n=64)
-    hypernet = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4)
+    hypernet = bbh_tf.HyperNetwork(
+        noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4
+    )
     inputs = keras.Input((6,))
     hidden = bbh_tf.HyperDense(8, activation="relu", hypernet=hypernet)(inputs)
     functional = keras.Model(
@@ -243,7 +257,9 @@ def test_functional_and_subclassed_inner_networks_train():
     class Subclassed(keras.Model):
         def __init__(self):
             super().__init__()
-            shared = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4)
+            shared = bbh_tf.HyperNetwork(
+                noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4
+            )
             self.hidden = bbh_tf.HyperDense(8, activation="relu", hypernet=shared)
             self.out = bbh_tf.HyperDense(3, activation="softmax", hypernet=shared)
 
@@ -262,8 +278,10 @@ def test_train_step_with_and_without_xla(jit_compile):
     x, y = blobs(n=64)
     model = bbh_tf.BayesByHypernet(small_classifier(), num_examples=64)
     model.compile(
-        optimizer="adam", discriminator_optimizer="adam",
-        loss="sparse_categorical_crossentropy", jit_compile=jit_compile,
+        optimizer="adam",
+        discriminator_optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
     )
     history = model.fit(x, y, batch_size=30, epochs=2, verbose=0).history
     assert np.all(np.isfinite(history["loss"]))
@@ -309,7 +327,10 @@ def test_discriminator_sample_size_keeps_the_kl_estimate_unbiased():
     assert estimates.std() > 0
     standard_error = estimates.std() / np.sqrt(len(estimates))
     assert abs(estimates.mean() - every) < 4 * standard_error, (
-        estimates.mean(), every, standard_error)
+        estimates.mean(),
+        every,
+        standard_error,
+    )
 
 
 def test_training_with_a_discriminator_subsample():
@@ -337,10 +358,14 @@ def _prediction_network(kind, mode):
         stack = [keras.Input((6,)), keras.layers.Rescaling(0.5), first]
         x = blobs(n=10)[0]
     else:
-        first = bbh_tf.HyperConv2D(3, 3, activation="relu", hypernet=hypernet, mode=mode)
+        first = bbh_tf.HyperConv2D(
+            3, 3, activation="relu", hypernet=hypernet, mode=mode
+        )
         stack = [keras.Input((6, 6, 2)), first, keras.layers.Flatten()]
         x = np.random.default_rng(0).normal(size=(10, 6, 6, 2)).astype("float32")
-    stack.append(bbh_tf.HyperDense(3, activation="softmax", hypernet=hypernet, mode=mode))
+    stack.append(
+        bbh_tf.HyperDense(3, activation="softmax", hypernet=hypernet, mode=mode)
+    )
     return keras.Sequential(stack), first, x
 
 
@@ -377,19 +402,25 @@ def test_learning_rate_callbacks_move_the_discriminator_rate_too(callback):
     x, y = blobs(n=64)
     model = compiled_model(num_examples=64, kl_estimator="adversarial")
     if callback == "scheduler":
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e-2 * 0.5**epoch)
+        schedule = keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: 1e-2 * 0.5**epoch
+        )
     else:
         # min_delta huge: every epoch counts as no improvement.
         schedule = keras.callbacks.ReduceLROnPlateau(
-            monitor="loss", factor=0.5, patience=0, min_delta=1e9)
-    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0,
-                        callbacks=[schedule]).history
+            monitor="loss", factor=0.5, patience=0, min_delta=1e9
+        )
+    history = model.fit(
+        x, y, batch_size=32, epochs=3, verbose=0, callbacks=[schedule]
+    ).history
     rates = np.array(history["learning_rate"])
     np.testing.assert_allclose(history["discriminator_learning_rate"], rates, rtol=1e-5)
     assert rates[-1] < rates[0]
     np.testing.assert_allclose(
         float(model.discriminator_optimizer.learning_rate),
-        float(model.optimizer.learning_rate), rtol=1e-5)
+        float(model.optimizer.learning_rate),
+        rtol=1e-5,
+    )
 
 
 def test_estimators_without_weights_log_no_discriminator_rate():

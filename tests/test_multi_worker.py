@@ -11,10 +11,10 @@ import sys
 import keras
 import numpy as np
 import pytest
-
-import bbh_tf  # noqa: F401  (registers the classes load_model needs)
 from conftest import REPO
 from test_examples import MNIST_DIR, needs_mnist, run_example
+
+import bbh_tf  # noqa: F401  (registers the classes load_model needs)
 
 EXAMPLE = os.path.join(REPO, "examples", "distributed_mnist.py")
 TRAIN_SIZE, BATCH, EPOCHS = 512, 64, 2
@@ -122,16 +122,22 @@ def test_without_tf_config_uses_mirrored_strategy(tmp_path):
 
 @pytest.mark.parametrize(
     "tf_config",
-    ["not json", '{"cluster": {"worker": ["127.0.0.1:1"]}}',
-     '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}'],
+    [
+        "not json",
+        '{"cluster": {"worker": ["127.0.0.1:1"]}}',
+        '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+    ],
 )
 def test_a_malformed_tf_config_is_a_usage_error(tmp_path, tf_config):
     result = subprocess.run(
         [sys.executable, EXAMPLE, "--epochs=1", f"--output_dir={tmp_path}"],
         cwd=tmp_path,
-        env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3",
-                 PYTHONPATH=REPO),
-        capture_output=True, text=True, timeout=120,
+        env=dict(
+            os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "TF_CONFIG must be JSON like" in result.stderr, result.stderr[-2000:]

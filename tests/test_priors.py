@@ -42,7 +42,10 @@ def test_gaussian_log_prob_matches_closed_form():
 @pytest.mark.parametrize(
     "prior, std",
     [
-        (bbh_tf.ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=0.01), math.sqrt(0.5 + 0.5e-4)),
+        (
+            bbh_tf.ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=0.01),
+            math.sqrt(0.5 + 0.5e-4),
+        ),
         (bbh_tf.GaussianPrior(sigma=2.0), 2.0),
     ],
 )
@@ -105,8 +108,11 @@ def test_scale_mixture_samples_follow_its_tfp_distribution():
     reference = np.sort(prior.distribution().sample(50000).numpy())
     # Two-sample Kolmogorov-Smirnov statistic on a common grid.
     grid = np.linspace(-6, 6, 2001)
-    gap = np.abs(
-        np.searchsorted(ours, grid) - np.searchsorted(reference, grid)
-    ).max() / 50000
+    gap = (
+        np.abs(np.searchsorted(ours, grid) - np.searchsorted(reference, grid)).max()
+        / 50000
+    )
     assert gap < 0.015
-    assert np.mean(np.abs(ours) < 0.1) == pytest.approx(0.7 * 0.954 + 0.3 * 0.04, abs=0.01)
+    assert np.mean(np.abs(ours) < 0.1) == pytest.approx(
+        0.7 * 0.954 + 0.3 * 0.04, abs=0.01
+    )

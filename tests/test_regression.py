@@ -33,8 +33,10 @@ def test_gaussian_likelihood_reads_means_and_raw_scales():
     y = np.array([[0.5, -1.0]])
     outputs = np.array([[0.0, 1.0, 0.3, -2.0]])  # means (0, 1), raw (0.3, -2)
     scale = np.log1p(np.exp(outputs[0, 2:])) + 1e-3
-    expected = np.sum(0.5 * np.log(2 * math.pi * scale**2)
-                      + 0.5 * ((y[0] - outputs[0, :2]) / scale) ** 2)
+    expected = np.sum(
+        0.5 * np.log(2 * math.pi * scale**2)
+        + 0.5 * ((y[0] - outputs[0, :2]) / scale) ** 2
+    )
     assert float(loss(y, outputs)) == pytest.approx(expected, rel=1e-5)
 
 
@@ -42,9 +44,13 @@ def test_student_t_likelihood_matches_its_density():
     df, y, loc, raw = 4.0, 1.7, 0.2, 0.5
     scale = math.log1p(math.exp(raw)) + 1e-3
     z = (y - loc) / scale
-    log_density = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2)
-                   - 0.5 * math.log(df * math.pi) - math.log(scale)
-                   - (df + 1) / 2 * math.log1p(z * z / df))
+    log_density = (
+        math.lgamma((df + 1) / 2)
+        - math.lgamma(df / 2)
+        - 0.5 * math.log(df * math.pi)
+        - math.log(scale)
+        - (df + 1) / 2 * math.log1p(z * z / df)
+    )
     loss = bbh_tf.StudentTLikelihood(df=df)
     assert float(loss([[y]], [[loc, raw]])) == pytest.approx(-log_density, rel=1e-5)
 
@@ -55,7 +61,9 @@ def test_homoscedastic_scale_appends_one_trainable_raw_scale_per_target():
     assert out.shape == (2, 4)
     np.testing.assert_allclose(np.log1p(np.exp(out[:, 2:].numpy())), 2.0, rtol=1e-5)
     assert len(layer.trainable_weights) == 1
-    assert bbh_tf.HomoscedasticScale.from_config(layer.get_config()).initial_scale == 2.0
+    assert (
+        bbh_tf.HomoscedasticScale.from_config(layer.get_config()).initial_scale == 2.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,9 +72,16 @@ def test_homoscedastic_scale_appends_one_trainable_raw_scale_per_target():
         (lambda: bbh_tf.GaussianLikelihood(scale=0.0), ValueError, "scale"),
         (lambda: bbh_tf.GaussianLikelihood(min_scale=-1.0), ValueError, "min_scale"),
         (lambda: bbh_tf.StudentTLikelihood(df=2.0), ValueError, "df"),
-        (lambda: bbh_tf.HomoscedasticScale(initial_scale=0.0), ValueError, "initial_scale"),
-        (lambda: bbh_tf.GaussianLikelihood()([[1.0]], [[0.0, 1.0, 2.0]]),
-         ValueError, "2 units per target"),
+        (
+            lambda: bbh_tf.HomoscedasticScale(initial_scale=0.0),
+            ValueError,
+            "initial_scale",
+        ),
+        (
+            lambda: bbh_tf.GaussianLikelihood()([[1.0]], [[0.0, 1.0, 2.0]]),
+            ValueError,
+            "2 units per target",
+        ),
     ],
 )
 def test_bad_likelihood_arguments_name_the_argument(make, error, name):
@@ -78,7 +93,9 @@ def test_predictive_moments_split_noise_and_weight_spread():
     loss = bbh_tf.GaussianLikelihood(min_scale=1e-3)
     raw = math.log(math.expm1(1.0 - 1e-3))  # scale 1 exactly
     samples = tf.constant([[[0.0, raw]], [[2.0, raw]]])  # two draws, one example
-    mean, std, aleatoric, epistemic = (t.numpy() for t in loss.predictive_moments(samples))
+    mean, std, aleatoric, epistemic = (
+        t.numpy() for t in loss.predictive_moments(samples)
+    )
     np.testing.assert_allclose(mean, [[1.0]])
     np.testing.assert_allclose(epistemic, [[1.0]], rtol=1e-5)
     np.testing.assert_allclose(aleatoric, [[1.0]], rtol=1e-5)
@@ -97,15 +114,27 @@ def test_predict_distribution_of_a_likelihood_model_splits_the_std(kind):
     x, y = _regression_data()
     if kind == "bbh":
         hypernet = bbh_tf.HyperNetwork(noise_dim=4, hidden_units=(8,), output_dim=16)
-        net = keras.Sequential([keras.Input((3,)),
-                                bbh_tf.HyperDense(8, activation="relu", hypernet=hypernet),
-                                bbh_tf.HyperDense(2, hypernet=hypernet)])
+        net = keras.Sequential(
+            [
+                keras.Input((3,)),
+                bbh_tf.HyperDense(8, activation="relu", hypernet=hypernet),
+                bbh_tf.HyperDense(2, hypernet=hypernet),
+            ]
+        )
         model = bbh_tf.BayesByHypernet(net, num_examples=len(x))
     else:
-        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
-                                keras.layers.Dense(1), bbh_tf.HomoscedasticScale()])
+        net = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(8, activation="relu"),
+                keras.layers.Dense(1),
+                bbh_tf.HomoscedasticScale(),
+            ]
+        )
         model = bbh_tf.MaximumLikelihood(net)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=bbh_tf.GaussianLikelihood())
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=bbh_tf.GaussianLikelihood()
+    )
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     prediction = model.predict_distribution(x[:10], num_samples=20)
     mean, std = prediction  # unpacks as (mean, std)
@@ -139,13 +168,15 @@ def test_predictive_log_likelihood_by_hand():
     def density(y, m, s):
         return normal_pdf((y - m) / s) / s
 
-    expected = np.mean([
-        math.log(0.5 * (density(0.5, 0.0, 1.0) + density(0.5, 1.0, 2.0))),
-        math.log(0.5 * (density(-1.0, -1.0, 0.5) + density(-1.0, 0.0, 0.5))),
-    ])
-    assert bbh_tf.metrics.predictive_log_likelihood(targets, locs, scales) == pytest.approx(
-        expected, rel=1e-9
+    expected = np.mean(
+        [
+            math.log(0.5 * (density(0.5, 0.0, 1.0) + density(0.5, 1.0, 2.0))),
+            math.log(0.5 * (density(-1.0, -1.0, 0.5) + density(-1.0, 0.0, 0.5))),
+        ]
     )
+    assert bbh_tf.metrics.predictive_log_likelihood(
+        targets, locs, scales
+    ) == pytest.approx(expected, rel=1e-9)
     # In original units: targets were divided by 10.
     assert bbh_tf.metrics.predictive_log_likelihood(
         targets, locs, scales, target_scale=10.0
@@ -153,9 +184,9 @@ def test_predictive_log_likelihood_by_hand():
 
 
 def test_rmse_in_original_units():
-    assert bbh_tf.metrics.rmse([1.0, 2.0], [2.0, 4.0], target_scale=2.0) == pytest.approx(
-        2 * math.sqrt(2.5)
-    )
+    assert bbh_tf.metrics.rmse(
+        [1.0, 2.0], [2.0, 4.0], target_scale=2.0
+    ) == pytest.approx(2 * math.sqrt(2.5))
 
 
 def test_interval_coverage_of_a_known_gaussian():
@@ -177,7 +208,9 @@ def test_mixture_quantile_of_a_symmetric_mixture():
 def test_crps_of_one_gaussian_is_the_closed_form():
     y, m, s = 0.7, 0.2, 1.5
     z = (y - m) / s
-    expected = s * (z * (2 * normal_cdf(z) - 1) + 2 * normal_pdf(z) - 1 / math.sqrt(math.pi))
+    expected = s * (
+        z * (2 * normal_cdf(z) - 1) + 2 * normal_pdf(z) - 1 / math.sqrt(math.pi)
+    )
     value = bbh_tf.metrics.crps([y], [[m]], [[s]])
     assert value == pytest.approx(float(expected), rel=1e-9)
 
@@ -185,7 +218,10 @@ def test_crps_of_one_gaussian_is_the_closed_form():
 def test_crps_of_a_mixture_matches_numerical_integration():
     y, locs, scales = 0.3, np.array([-1.0, 1.5]), np.array([0.5, 1.0])
     grid = np.linspace(-15, 15, 300001)
-    cdf = 0.5 * (normal_cdf((grid - locs[0]) / scales[0]) + normal_cdf((grid - locs[1]) / scales[1]))
+    cdf = 0.5 * (
+        normal_cdf((grid - locs[0]) / scales[0])
+        + normal_cdf((grid - locs[1]) / scales[1])
+    )
     integral = np.trapezoid((cdf - (grid >= y)) ** 2, grid)
     value = bbh_tf.metrics.crps([y], locs[:, None], scales[:, None])
     assert value == pytest.approx(integral, rel=1e-4)
@@ -194,16 +230,33 @@ def test_crps_of_a_mixture_matches_numerical_integration():
 @pytest.mark.parametrize(
     "call,error,name",
     [
-        (lambda m: m.predictive_log_likelihood([1.0], [[0.0, 1.0]], [[1.0, 1.0]]),
-         ValueError, "sample_locs"),
-        (lambda m: m.predictive_log_likelihood([1.0], [[0.0]], [[-1.0]]),
-         ValueError, "sample_scales"),
-        (lambda m: m.predictive_log_likelihood([np.nan], [[0.0]], [[1.0]]),
-         ValueError, "targets"),
-        (lambda m: m.predictive_log_likelihood([1.0], [[0.0]], [[1.0]], target_scale=0),
-         ValueError, "target_scale"),
-        (lambda m: m.interval_coverage([1.0], [[0.0]], [[1.0]], level=1.5),
-         ValueError, "level"),
+        (
+            lambda m: m.predictive_log_likelihood([1.0], [[0.0, 1.0]], [[1.0, 1.0]]),
+            ValueError,
+            "sample_locs",
+        ),
+        (
+            lambda m: m.predictive_log_likelihood([1.0], [[0.0]], [[-1.0]]),
+            ValueError,
+            "sample_scales",
+        ),
+        (
+            lambda m: m.predictive_log_likelihood([np.nan], [[0.0]], [[1.0]]),
+            ValueError,
+            "targets",
+        ),
+        (
+            lambda m: m.predictive_log_likelihood(
+                [1.0], [[0.0]], [[1.0]], target_scale=0
+            ),
+            ValueError,
+            "target_scale",
+        ),
+        (
+            lambda m: m.interval_coverage([1.0], [[0.0]], [[1.0]], level=1.5),
+            ValueError,
+            "level",
+        ),
         (lambda m: m.rmse([1.0, 2.0], [1.0]), ValueError, "predictive_mean"),
         (lambda m: m.crps("abc", [[0.0]], [[1.0]]), TypeError, "targets"),
     ],

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from test_examples import run_example, run_failing_example
 
 import bbh_tf
-from test_examples import run_example, run_failing_example
 
 SOME_METHODS = "bbh_weight_norm_semi_implicit,bbh_full_adversarial,bbb,mc_dropout,ml"
 
@@ -16,8 +16,13 @@ SOME_METHODS = "bbh_weight_norm_semi_implicit,bbh_full_adversarial,bbb,mc_dropou
 def test_regression_example_on_generated_data(tmp_path):
     output = tmp_path / "regression.json"
     stdout = run_example(
-        "regression.py", f"--methods={SOME_METHODS}", "--splits=2", "--epochs=2",
-        "--num_samples=5", f"--output={output}", cwd=tmp_path,
+        "regression.py",
+        f"--methods={SOME_METHODS}",
+        "--splits=2",
+        "--epochs=2",
+        "--num_samples=5",
+        f"--output={output}",
+        cwd=tmp_path,
     )
     document = json.loads(output.read_text())
     assert document["dataset"] == "generated" and document["features"] == 8
@@ -40,8 +45,14 @@ def test_regression_example_reads_a_csv(tmp_path):
     path.write_text("\n".join(rows) + "\n")
     output = tmp_path / "out.json"
     run_example(
-        "regression.py", f"--csv={path}", "--target=price", "--methods=ml",
-        "--splits=1", "--epochs=1", f"--output={output}", cwd=tmp_path,
+        "regression.py",
+        f"--csv={path}",
+        "--target=price",
+        "--methods=ml",
+        "--splits=1",
+        "--epochs=1",
+        f"--output={output}",
+        cwd=tmp_path,
     )
     document = json.loads(output.read_text())
     assert document["rows"] == 60 and document["features"] == 3

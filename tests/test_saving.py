@@ -5,7 +5,6 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from conftest import blobs, compiled_model, run_python
 
 TRAIN = """
@@ -26,7 +25,8 @@ def test_keras_round_trip_in_a_fresh_process_keeps_everything(tmp_path, estimato
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     saved = run_python(
         f"import sys; sys.path.insert(0, {tests_dir!r})\nESTIMATOR = {estimator!r}\n"
-        + TRAIN, cwd=tmp_path
+        + TRAIN,
+        cwd=tmp_path,
     ).split()
     reload = f"""
     import sys; sys.path.insert(0, {tests_dir!r})
@@ -95,14 +95,19 @@ def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path, noise_per_
     import bbh_tf
 
     hypernet = bbh_tf.HyperNetwork(
-        noise_dim=4, hidden_units=(8,), output_dim=8, code_dim=4,
+        noise_dim=4,
+        hidden_units=(8,),
+        output_dim=8,
+        code_dim=4,
         noise_per_chunk=noise_per_chunk,
     )
-    net = keras.Sequential([
-        keras.Input((2,)),
-        bbh_tf.HyperDense(4, activation="relu", mode="full", hypernet=hypernet),
-        keras.layers.Dense(1),
-    ])
+    net = keras.Sequential(
+        [
+            keras.Input((2,)),
+            bbh_tf.HyperDense(4, activation="relu", mode="full", hypernet=hypernet),
+            keras.layers.Dense(1),
+        ]
+    )
     model = bbh_tf.BayesByHypernet(net, num_examples=10)
     model.build((None, 2))
     bbh_tf.export_saved_model(model, tmp_path / "served", num_samples=4)
@@ -111,7 +116,10 @@ def test_export_of_a_regression_model_has_mean_and_std_only(tmp_path, noise_per_
     out = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"](
         tf.zeros((3, 2))
     )
-    assert sorted(out) == ["finite_input", "mean", "std"] and out["mean"].shape == (3, 1)
+    assert sorted(out) == ["finite_input", "mean", "std"] and out["mean"].shape == (
+        3,
+        1,
+    )
     assert (out["std"].numpy() > 0).all()  # the draws differ
 
 
@@ -126,12 +134,15 @@ def test_the_served_signature_rejects_bad_shapes_and_flags_non_finite_rows(tmp_p
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     bbh_tf.export_saved_model(model, tmp_path / "served", num_samples=8)
     serve = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"]
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"`inputs` must have shape \(n, 6\)"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"`inputs` must have shape \(n, 6\)"
+    ):
         serve(tf.constant(x[:4, :5]))
     # TensorFlow's own check of the signature's dtype.
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="expected to be a float tensor but is a double"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="expected to be a float tensor but is a double",
+    ):
         serve(tf.constant(x[:4].astype("float64")))
     rows = x[:4].copy()
     rows[1, 2] = np.nan
@@ -184,13 +195,25 @@ def test_backup_and_restore_resumes_after_an_interruption(tmp_path):
     backup = str(tmp_path / "backup")
     model = compiled_model(num_examples=64)
     try:
-        model.fit(x, y, batch_size=32, epochs=4, verbose=0,
-                  callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()])
+        model.fit(
+            x,
+            y,
+            batch_size=32,
+            epochs=4,
+            verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()],
+        )
     except KeyboardInterrupt:
         pass
     resumed = compiled_model(num_examples=64)
-    history = resumed.fit(x, y, batch_size=32, epochs=4, verbose=0,
-                          callbacks=[keras.callbacks.BackupAndRestore(backup)])
+    history = resumed.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=4,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(backup)],
+    )
     # Epochs 0 and 1 were backed up; only 2 and 3 run again.
     assert len(history.history["loss"]) == 2
     assert int(resumed.optimizer.iterations) == 8

@@ -61,8 +61,9 @@ class AdversarialKL(KLEstimator):
     log_names = ("discriminator_loss", "discriminator_accuracy")
     has_own_weights = True
 
-    def __init__(self, discriminator=None, steps=1, warmup_steps=0,
-                 sample_size=None, **kwargs):
+    def __init__(
+        self, discriminator=None, steps=1, warmup_steps=0, sample_size=None, **kwargs
+    ):
         super().__init__(**kwargs)
         discriminator = (
             Discriminator() if discriminator is None else deserialize(discriminator)

@@ -38,9 +38,7 @@ def knn_entropy(samples, k=1, dims=None):
     mean_log_r = 0.5 * tf.reduce_mean(tf.math.log(tf.maximum(kth, _TINY)), axis=-1)
     n = tf.cast(n, tf.float32)
     log_ball = 0.5 * dims * math.log(math.pi) - tf.math.lgamma(0.5 * dims + 1.0)
-    return (
-        tf.math.digamma(n) - tf.math.digamma(float(k)) + log_ball + dims * mean_log_r
-    )
+    return tf.math.digamma(n) - tf.math.digamma(float(k)) + log_ball + dims * mean_log_r
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")

@@ -73,4 +73,3 @@ class SemiImplicitKL(KLEstimator):
 
     def get_config(self):
         return {**super().get_config(), "num_mixture_draws": self.num_mixture_draws}
-

@@ -132,7 +132,9 @@ def calibration_bins(probs, labels, num_bins=15):
     num_bins = _check_num_bins(num_bins)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    index = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
+    index = np.clip(
+        np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1
+    )
     count = np.bincount(index, minlength=num_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(index, confidence, num_bins) / count
@@ -205,7 +207,7 @@ def ood_auroc(in_distribution_scores, out_of_distribution_scores):
     # Tied scores share the mean of their ranks.
     _, inverse = np.unique(scores, return_inverse=True)
     ranks = (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
-    rank_sum = ranks[len(inside):].sum()
+    rank_sum = ranks[len(inside) :].sum()
     u = rank_sum - len(outside) * (len(outside) + 1) / 2
     return float(u / (len(inside) * len(outside)))
 
@@ -266,9 +268,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         one_hot = ops.one_hot(index, self.num_bins, dtype=self.dtype)
         weighted = one_hot * weight[:, None]
         self.counts.assign_add(ops.sum(weighted, axis=0))
-        self.confidence_sums.assign_add(
-            ops.sum(weighted * confidence[:, None], axis=0)
-        )
+        self.confidence_sums.assign_add(ops.sum(weighted * confidence[:, None], axis=0))
         self.correct_sums.assign_add(ops.sum(weighted * correct[:, None], axis=0))
 
     def result(self):

@@ -74,7 +74,12 @@ def _checked(targets, sample_locs, sample_scales=None):
 
 
 def _positive(name, value):
-    if isinstance(value, bool) or not np.isscalar(value) or not np.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not np.isscalar(value)
+        or not np.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
     return float(value)
 
@@ -101,9 +106,9 @@ class _Standard:
         return float(self.distribution.quantile(tf.constant(p, tf.float64)))
 
 
-
-def predictive_log_likelihood(targets, sample_locs, sample_scales, df=None,
-                              target_scale=1.0):
+def predictive_log_likelihood(
+    targets, sample_locs, sample_scales, df=None, target_scale=1.0
+):
     """Mean log-density of the targets under the mixture over draws.
 
     ``mean_i log (1/S) sum_s prod_j p(y_ij; loc_sij, scale_sij)`` (log-mean-exp
@@ -128,7 +133,10 @@ def rmse(targets, predictive_mean, target_scale=1.0):
             f"`predictive_mean` must have the shape of `targets` {targets.shape}, "
             f"got {mean.shape}."
         )
-    return float(np.sqrt(np.mean((mean - targets) ** 2)) * _positive("target_scale", target_scale))
+    return float(
+        np.sqrt(np.mean((mean - targets) ** 2))
+        * _positive("target_scale", target_scale)
+    )
 
 
 def mixture_quantiles(sample_locs, sample_scales, level, df=None):
