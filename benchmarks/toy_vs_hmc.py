@@ -15,8 +15,10 @@ read from the example's ``--hmc_reference``). Variants:
 * ``bbb``: Bayes by Backprop (mean-field Gaussian), for comparison.
 
 Per variant it prints the ratio to HMC inside and outside for each seed,
-their mean, and the coefficient of variation (std / mean over seeds) of the
-outside ratio; ``--rerun_seed`` trains the first variant once more for that
+their mean, the coefficient of variation (std / mean over seeds) of the
+outside ratio and, for Bayes by Hypernet, the share of the posterior's
+variance that the hypernetwork carries (``hypernetwork_share``; the rest is
+each value's own Gaussian noise); ``--rerun_seed`` trains the first variant once more for that
 seed in the same process (a rerun must give the same numbers).
 
 Usage (about 20 s per seed and variant on two CPU cores)::
@@ -69,6 +71,18 @@ flags.DEFINE_integer(
 )
 
 
+def hypernetwork_share(model, draws=2000):
+    """How much of the posterior's spread the hypernetwork carries: the mean
+    over generated values of ``var(mu(eps)) / (var(mu(eps)) + sigma^2)``,
+    the rest being each value's own Gaussian noise (near 0: the posterior is
+    in effect mean-field)."""
+    (group,) = model._groups
+    means = group.used_values(group.draw(group.sample_noise(draws)).mean).numpy()
+    sigma = group.used_values(group.stddev()[None]).numpy()[0]
+    spread = means.var(axis=0)
+    return float(np.mean(spread / (spread + sigma**2)))
+
+
 def run(variant, seed, grid):
     """One trained variant's summary with its ratios to HMC."""
     method, changes = VARIANTS[variant]
@@ -86,8 +100,14 @@ def run(variant, seed, grid):
             )
         keras.utils.set_random_seed(seed)  # as the example seeds each method
         x_eval = np.concatenate([grid[:, None], x])
-        mean, std = toy.METHODS[method](x, y, x_eval)
-        row = toy.summarize(grid, y, mean, std)
+        share = None
+        if method == "bbh":
+            model = toy.train_bbh(x, y)
+            mean, std = toy.predictive(model, x_eval)
+            share = hypernetwork_share(model)
+        else:
+            mean, std = toy.METHODS[method](x, y, x_eval)
+        row = toy.summarize(grid, y, mean, std) | {"hypernetwork_share": share}
         return toy.with_ratios({variant: row}, reference)[variant] | {"seed": seed}
     finally:
         for name, value in defaults.items():
@@ -121,12 +141,19 @@ def main(argv):
             "ratios_inside": inside,
             "ratios_outside": outside,
             "train_rmse": [row["train_rmse"] for row in rows],
+            "hypernetwork_share": [row["hypernetwork_share"] for row in rows],
         }
         cells = ", ".join(f"{i:.2f}/{o:.2f}" for i, o in zip(inside, outside))
         print(
             f"{variant:<20} in/out per seed: {cells}; mean outside "
             f"{summary[variant]['mean_ratio_outside']:.2f}, CV "
-            f"{summary[variant]['cv_ratio_outside']:.1%}",
+            f"{summary[variant]['cv_ratio_outside']:.1%}"
+            + (
+                ""
+                if rows[0]["hypernetwork_share"] is None
+                else ", hypernetwork share "
+                + ", ".join(f"{r['hypernetwork_share']:.2f}" for r in rows)
+            ),
             flush=True,
         )
     rerun = None

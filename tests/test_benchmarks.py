@@ -392,3 +392,34 @@ def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
     )
     assert len(saved["output_layer"]["kernel"]) == 100
     assert output.exists()
+
+
+def test_toy_vs_hmc_reports_ratios_and_the_hypernetwork_share(tmp_path):
+    output = tmp_path / "toy_vs_hmc.json"
+    reference = os.path.join(REPO, "docs", "runs", "toy_hmc", "hmc_seed{seed}.json")
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "toy_vs_hmc.py"),
+            "--seeds=0",
+            "--variants=default,bbb",
+            "--steps=20",
+            "--num_samples=10",
+            "--rerun_seed=0",
+            f"--hmc_reference={reference}",
+            f"--output={output}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    document = json.loads(output.read_text())
+    default, bbb = document["summary"]["default"], document["summary"]["bbb"]
+    assert len(default["ratios_outside"]) == 1 and default["ratios_outside"][0] > 0
+    assert 0.0 <= default["hypernetwork_share"][0] <= 1.0
+    assert bbb["hypernetwork_share"] == [None]
+    # The rerun of the first variant gives the same numbers.
+    assert document["rerun"]["ratio_to_hmc_outside"] == default["ratios_outside"][0]
