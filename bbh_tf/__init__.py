@@ -54,7 +54,8 @@ from bbh_tf.likelihoods import (  # noqa: E402
     StudentTLikelihood,
 )
 from bbh_tf.model import BayesByHypernet  # noqa: E402
-from bbh_tf.predictive import Prediction, PredictiveModel  # noqa: E402
+from bbh_tf.prediction import Prediction  # noqa: E402
+from bbh_tf.predictive import PredictiveModel  # noqa: E402
 from bbh_tf.priors import GaussianPrior, ScaleMixturePrior  # noqa: E402
 from bbh_tf.saving import load_model  # noqa: E402
 

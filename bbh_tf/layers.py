@@ -15,142 +15,16 @@ tiling a prediction batch once per draw).
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from bbh_tf import _checks, _conv
-from bbh_tf.hypernet import HyperNetwork, injected_values_for, input_shared_by_draws
+from bbh_tf.hyper_layer import HyperLayer
+from bbh_tf.hypernet import input_shared_by_draws
+
+__all__ = ["HyperConv2D", "HyperDense", "HyperLayer", "repeat_for_draws"]
 
 _MODES = ("scale", "weight_norm", "full")
 _NORM_EPSILON = 1e-12
-
-
-class HyperLayer(keras.layers.Layer):
-    """Base class of layers with hypernetwork-generated values.
-
-    Subclasses call :meth:`add_generated_values` in ``build`` with the number
-    of values they need and read them in ``call`` with
-    :meth:`generated_values`.
-
-    Args:
-        hypernet: The shared :class:`HyperNetwork` (required).
-    """
-
-    def __init__(self, hypernet=None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(hypernet, dict):
-            # Inside load_model's sharing scope this returns the one object
-            # every layer that shares it refers to.
-            hypernet = keras.saving.deserialize_keras_object(hypernet)
-        if hypernet is None:
-            raise ValueError(
-                f"{type(self).__name__} needs `hypernet`, a "
-                "bbh_tf.HyperNetwork shared by the model's hyper layers, e.g. "
-                "`HyperDense(10, hypernet=bbh_tf.HyperNetwork())`."
-            )
-        if not isinstance(hypernet, HyperNetwork):
-            raise TypeError(
-                "`hypernet` must be a bbh_tf.HyperNetwork, got "
-                f"{type(hypernet).__name__}."
-            )
-        self.hypernet = hypernet
-        self.num_generated = None
-
-    def add_generated_values(self, num_values, initial_mean="zeros", value_scale=1.0):
-        """Reserve ``num_values`` generated values (call once, in ``build``).
-
-        With a semi-implicit hypernetwork (the default) value ``i`` of a draw
-        is ``w_i = m_i + s_i * G_i(eps) + sigma_i * xi_i``: this adds the
-        trainable means ``m`` (``generated_mean``, started at
-        ``initial_mean``, an initializer of the flat ``(num_values,)``
-        vector) and ``sigma = softplus(stddev_rho)``, and fixes the scales
-        ``s`` (``value_scale``, a float or one per value) that put the
-        hypernetwork's output on the scale of the layer's weights. With the
-        paper's deterministic hypernetwork ``w_i = G_i(eps)``.
-        """
-        self.hypernet.build()
-        self.num_generated = int(num_values)
-        self.position_codes = self.add_weight(
-            name="position_codes",
-            shape=(self.hypernet.num_chunks(num_values), self.hypernet.code_dim),
-            # Unseeded on purpose: every layer must get distinct codes. They
-            # are fixed labels, saved with the layer, not trained.
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
-            trainable=False,
-        )
-        if not self.hypernet.semi_implicit:
-            return
-        self.generated_mean = self.add_weight(
-            name="generated_mean",
-            shape=(self.num_generated,),
-            initializer=initial_mean,
-        )
-        # softplus(rho) = init_stddev, solved for rho.
-        rho = math.log(math.expm1(self.hypernet.init_stddev))
-        self.stddev_rho = self.add_weight(
-            name="stddev_rho",
-            shape=(self.num_generated,),
-            initializer=keras.initializers.Constant(rho),
-            # The KL term's precision (log sigma) needs float32.
-            dtype="float32",
-        )
-        self.value_scale = np.broadcast_to(
-            np.asarray(value_scale, dtype="float32"), (self.num_generated,)
-        ).copy()
-
-    @property
-    def num_chunks(self):
-        """How many chunks of the hypernetwork's output this layer uses."""
-        return int(self.position_codes.shape[0])
-
-    def conditional_stddev(self):
-        """``sigma`` of every generated value ``(num_generated,)``, float32;
-        None for the paper's deterministic hypernetwork."""
-        if not self.hypernet.semi_implicit:
-            return None
-        return tf.nn.softplus(tf.convert_to_tensor(self.stddev_rho))
-
-    def generate(self, noise):
-        """Raw hypernetwork output for ``noise``: ``(draws, chunks, output_dim)``:
-        the conditional means of the generated values (and unused padding)."""
-        return self.hypernet(noise, self.position_codes)
-
-    def conditional_mean(self, raw):
-        """``m + s * G(eps)`` for raw hypernetwork output ``(draws, num_generated)``
-        (``G(eps)`` itself for a deterministic hypernetwork)."""
-        if not self.hypernet.semi_implicit:
-            return raw
-        scale = tf.constant(self.value_scale, raw.dtype)
-        return tf.cast(self.generated_mean, raw.dtype) + scale * raw
-
-    def generated_values(self):
-        """This call's generated values, shape ``(draws, num_generated)``.
-
-        Inside ``injected_values`` the values given there; otherwise one
-        fresh draw of the layer's own: a noise vector through the
-        hypernetwork, plus ``sigma * xi`` if the posterior is semi-implicit.
-        """
-        raw = injected_values_for(self)
-        if raw is not None:
-            flat = keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
-            return flat[:, : self.num_generated]
-        raw = self.generate(self.hypernet.sample_noise(1, self.num_chunks))
-        values = self.conditional_mean(
-            keras.ops.reshape(raw, (1, -1))[:, : self.num_generated]
-        )
-        stddev = self.conditional_stddev()
-        if stddev is not None:
-            values += tf.cast(stddev, values.dtype) * self.hypernet.standard_normal(
-                tf.shape(values)
-            )
-        return values
-
-    def get_config(self):
-        config = super().get_config()
-        # The object itself, not its config: Keras then serializes it once
-        # inside its sharing scope and every layer gets it back on load.
-        config["hypernet"] = self.hypernet
-        return config
 
 
 def _split_draws(x, num_draws):

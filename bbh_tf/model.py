@@ -14,8 +14,6 @@ Each training step (``train_step``, traced by ``fit`` into a tf.function):
    gradient from the same pass, applied by ``discriminator_optimizer``.
 """
 
-import weakref
-
 import keras
 import tensorflow as tf
 
@@ -23,9 +21,10 @@ from bbh_tf import _checks, kl
 from bbh_tf.callbacks import DiscriminatorFollowsLearningRate
 from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
-from bbh_tf.posterior import groups_of
-from bbh_tf.predictive import VariationalModel, deserialize, scale_for_replicas
+from bbh_tf.posterior import claim_hypernets, groups_of, shared_input_layer
+from bbh_tf.predictive import deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
+from bbh_tf.variational import VariationalModel
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
@@ -128,23 +127,8 @@ class BayesByHypernet(VariationalModel):
                 "`network` contains no hyper layers (HyperDense, ...): "
                 "there is no posterior to learn."
             )
-        self._claim_hypernets()
+        claim_hypernets(self.hypernets, self)
         self.kl_estimator.setup(self._groups, self.prior)
-
-    def _claim_hypernets(self):
-        """Make this model the owner of its hypernetworks, or refuse one that
-        another built model owns: training either would change the other."""
-        for hypernet in self.hypernets:
-            owner_ref = hypernet.__dict__.get("_bbh_owner")
-            owner = owner_ref() if owner_ref is not None else None
-            if owner is not None and owner is not self and owner.built:
-                raise ValueError(
-                    f"HyperNetwork {hypernet.name!r} already belongs to the built "
-                    f"model {owner.name!r}; sharing it would make training one "
-                    "model change the other. Give each model its own "
-                    "HyperNetwork (and its own hyper layers)."
-                )
-            hypernet.__dict__["_bbh_owner"] = weakref.ref(self)
 
     def _build_optimizers(self):
         with self.distribute_strategy.scope():
@@ -213,21 +197,7 @@ class BayesByHypernet(VariationalModel):
 
     @property
     def _shared_input_layer(self):
-        """The hyper layer that can take one copy of a prediction batch for
-        all draws, or None: the first hyper layer of a Sequential network
-        (everything before it sees the batch once, at ``training=False``,
-        and everything after it one group of rows per draw)."""
-        if not isinstance(self.network, keras.Sequential):
-            return None
-        for layer in self.network.layers:
-            if isinstance(layer, HyperLayer):
-                return layer
-            if any(
-                isinstance(inner, HyperLayer)
-                for inner in layer._flatten_layers(include_self=False)
-            ):
-                return None
-        return None
+        return shared_input_layer(self.network)
 
     def _sample_batch(self, inputs, num_samples, noise=None):
         """In a Sequential network the layers up to the first hyper layer see

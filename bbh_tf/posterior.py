@@ -18,9 +18,13 @@ unused tail of each layer's last chunk is masked out of every density.
 
 import collections
 import math
+import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
+
+from bbh_tf.hyper_layer import HyperLayer
 
 # One group's randomness for some number of draws: the hypernetwork's noise
 # ``eps`` and the per-value noise ``xi`` (None without a conditional sigma).
@@ -179,3 +183,37 @@ def groups_of(hyper_layers):
     for layer in hyper_layers:
         by_hypernet.setdefault(id(layer.hypernet), []).append(layer)
     return [HyperGroup(layers[0].hypernet, layers) for layers in by_hypernet.values()]
+
+
+def claim_hypernets(hypernets, owner):
+    """Make ``owner`` (a model) the owner of ``hypernets``, or refuse one that
+    another built model owns: training either would change the other."""
+    for hypernet in hypernets:
+        owner_ref = hypernet.__dict__.get("_bbh_owner")
+        current = owner_ref() if owner_ref is not None else None
+        if current is not None and current is not owner and current.built:
+            raise ValueError(
+                f"HyperNetwork {hypernet.name!r} already belongs to the built "
+                f"model {current.name!r}; sharing it would make training one "
+                "model change the other. Give each model its own "
+                "HyperNetwork (and its own hyper layers)."
+            )
+        hypernet.__dict__["_bbh_owner"] = weakref.ref(owner)
+
+
+def shared_input_layer(network):
+    """The hyper layer of ``network`` that can take one copy of a prediction
+    batch for all draws, or None: the first hyper layer of a Sequential
+    network (everything before it sees the batch once, at ``training=False``,
+    and everything after it one group of rows per draw)."""
+    if not isinstance(network, keras.Sequential):
+        return None
+    for layer in network.layers:
+        if isinstance(layer, HyperLayer):
+            return layer
+        if any(
+            isinstance(inner, HyperLayer)
+            for inner in layer._flatten_layers(include_self=False)
+        ):
+            return None
+    return None

@@ -371,7 +371,7 @@ def test_evaluation_and_prediction_name_bad_input(case, call, error, match):
 
 # ------------------------------------------------------- huge draw counts
 def test_a_huge_draw_count_is_split_into_passes_that_fit_int32():
-    from bbh_tf.predictive import _PASS_VALUES, draws_per_pass
+    from bbh_tf.prediction import _PASS_VALUES, draws_per_pass
 
     per_pass = draws_per_pass(10**9, 128, (784,))
     assert 1 <= per_pass and per_pass * 128 * 784 <= _PASS_VALUES < 2**31
@@ -379,7 +379,7 @@ def test_a_huge_draw_count_is_split_into_passes_that_fit_int32():
 
 @pytest.mark.parametrize("with_likelihood", [False, True])
 def test_pooled_moments_equal_the_moments_of_all_draws(with_likelihood):
-    from bbh_tf.predictive import pooled_moments
+    from bbh_tf.prediction import pooled_moments
 
     rng = np.random.default_rng(0)
     locs = rng.normal(size=(10, 4, 3))
@@ -403,12 +403,12 @@ def test_pooled_moments_equal_the_moments_of_all_draws(with_likelihood):
 
 
 def test_predict_distribution_splits_draws_across_passes(monkeypatch):
-    import bbh_tf.predictive as predictive
+    import bbh_tf.prediction as prediction
 
     model, x, _ = _trained()
     keras.utils.set_random_seed(0)
     whole = model.predict_distribution(x, num_samples=400)
-    monkeypatch.setattr(predictive, "_PASS_VALUES", 6 * 64 * 30)  # 30 draws a pass
+    monkeypatch.setattr(prediction, "_PASS_VALUES", 6 * 64 * 30)  # 30 draws a pass
     keras.utils.set_random_seed(0)
     split = model.predict_distribution(x, num_samples=400, batch_size=64)
     samples = model.predict_samples(x[:5], num_samples=70)

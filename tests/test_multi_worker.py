@@ -142,3 +142,73 @@ def test_a_malformed_tf_config_is_a_usage_error(tmp_path, tf_config):
     assert result.returncode != 0
     assert "TF_CONFIG must be JSON like" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+NAN_BATCH_WORKER = """
+import json, sys
+import numpy as np, tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+import keras, bbh_tf
+sys.path.insert(0, {tests!r})
+from conftest import blobs, small_classifier
+keras.utils.set_random_seed(0)
+x, y = blobs(n=256)
+x[70, 2] = np.nan  # one row of the second global batch: one worker's replica
+with strategy.scope():
+    model = bbh_tf.BayesByHypernet(small_classifier(), num_examples=256)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss="sparse_categorical_crossentropy")
+data = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+history = model.fit(data, epochs=2, verbose=0).history
+weights = [v.numpy() for v in model.trainable_variables]
+print(json.dumps({{
+    "skipped": history["non_finite_steps"],
+    "loss": history["loss"],
+    "iterations": int(model.optimizer.iterations.numpy()),
+    "finite": all(bool(np.isfinite(w).all()) for w in weights),
+    "checksum": float(sum(float(np.sum(w)) for w in weights)),
+}}))
+"""
+
+
+def test_a_nan_batch_is_skipped_by_every_worker(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(NAN_BATCH_WORKER.format(tests=os.path.join(REPO, "tests")))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(tf_config),
+            CUDA_VISIBLE_DEVICES="",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            PYTHONPATH=REPO,
+        )
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, str(script)],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        outputs = [worker.communicate(timeout=240) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    results = []
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-4000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    for result in results:
+        # The bad batch (in both epochs) is skipped on both workers: 3 of
+        # the 4 steps of each epoch are applied.
+        assert result["skipped"] == [1, 1], result
+        assert result["iterations"] == 6 and result["finite"], result
+        assert np.isfinite(result["loss"]).all()
+    # Both workers hold the same weights.
+    assert results[0]["checksum"] == results[1]["checksum"]
