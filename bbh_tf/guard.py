@@ -34,8 +34,9 @@ def all_finite(tensors):
 
 
 def run_if(finite, function):
-    """Run ``function()`` only when ``finite``; nothing inside may need a
-    cross-replica ``merge_call`` (metric updates are fine)."""
+    """Run ``function()`` only when ``finite`` (a bool tensor). In a replica
+    context nothing inside may need a cross-replica ``merge_call`` (metric
+    updates are fine)."""
     tf.cond(finite, lambda: _returning_none(function), lambda: None)
 
 
@@ -60,14 +61,11 @@ def apply_if(finite, apply_gradients, *gradient_lists):
     def cross_replica(distribution, finite, *gradient_lists):
         # Every replica holds the same verdict (``all_finite`` all-reduced it).
         verdict = distribution.experimental_local_results(finite)[0]
-        tf.cond(
+        run_if(
             verdict,
-            lambda: _returning_none(
-                lambda: distribution.extended.call_for_each_replica(
-                    apply_gradients, args=gradient_lists
-                )
+            lambda: distribution.extended.call_for_each_replica(
+                apply_gradients, args=gradient_lists
             ),
-            lambda: None,
         )
 
     context.merge_call(cross_replica, args=(finite, *gradient_lists))
