@@ -110,17 +110,24 @@ def inputs(x, input_shape, name="x"):
     return converted
 
 
+def per_example(name, values, num_examples, what):
+    """``values`` as a finite numeric array with one ``what`` per example of
+    ``x`` (``num_examples``)."""
+    array = numeric_array(name, values)
+    if array.ndim == 0 or len(array) != num_examples:
+        raise ValueError(
+            f"`{name}` must have one {what} per example of `x` "
+            f"({num_examples}), got shape {array.shape}."
+        )
+    check_finite(name, array)
+    return array
+
+
 def targets(y, num_examples, sparse_classes=None, name="y"):
     """Check ``y`` against ``num_examples`` inputs; ``sparse_classes``: the
     class count of a sparse categorical loss (labels must be whole numbers in
     ``[0, classes)``)."""
-    y = numeric_array(name, y)
-    if y.ndim == 0 or len(y) != num_examples:
-        raise ValueError(
-            f"`{name}` must have one target per example of `x` "
-            f"({num_examples}), got shape {y.shape}."
-        )
-    check_finite(name, y)
+    y = per_example(name, y, num_examples, "target")
     if sparse_classes is not None:
         if not np.all(y == np.round(y)):
             raise ValueError(
@@ -136,13 +143,7 @@ def targets(y, num_examples, sparse_classes=None, name="y"):
 
 
 def sample_weights(weights, num_examples, name="sample_weight"):
-    weights = numeric_array(name, weights)
-    if weights.ndim == 0 or len(weights) != num_examples:
-        raise ValueError(
-            f"`{name}` must have one weight per example of `x` "
-            f"({num_examples}), got shape {weights.shape}."
-        )
-    check_finite(name, weights)
+    weights = per_example(name, weights, num_examples, "weight")
     if np.any(weights < 0):
         raise ValueError(f"`{name}` must be >= 0.")
 
