@@ -47,6 +47,15 @@ METHODS = ("bbh", "ml", "mc_dropout", "bbb")
 ANGLES = tuple(range(0, 181, 15))
 EPSILONS = tuple(np.round(np.arange(0, 0.401, 0.05), 2))
 SPLIT_CLASSES = (0, 1, 2, 3, 4)
+# The flags that count images or draws (each must be >= 1).
+COUNT_FLAGS = (
+    "num_samples",
+    "test_images",
+    "shift_images",
+    "ood_images",
+    "adversarial_images",
+    "gradient_samples",
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "runs/mnist_mlp", "Folder of <method>.keras models.")
@@ -271,14 +280,7 @@ def _plot_curves(plt, results, part, x_key, keys, xlabel, path):
 
 def main(argv):
     del argv
-    for name in (
-        "num_samples",
-        "test_images",
-        "shift_images",
-        "ood_images",
-        "adversarial_images",
-        "gradient_samples",
-    ):
+    for name in COUNT_FLAGS:
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     keras.utils.set_random_seed(FLAGS.seed)
@@ -302,17 +304,7 @@ def main(argv):
     record = {
         "flags": {
             name: FLAGS[name].value
-            for name in (
-                "model_dir",
-                "split_model_dir",
-                "num_samples",
-                "test_images",
-                "shift_images",
-                "ood_images",
-                "adversarial_images",
-                "gradient_samples",
-                "seed",
-            )
+            for name in ("model_dir", "split_model_dir", *COUNT_FLAGS, "seed")
         },
         "results": results,
     }

@@ -215,33 +215,27 @@ def predictive(model, x_eval, num_samples=None):
     return mean[:, 0], std[:, 0]
 
 
+def plain_network(dropout_rate=0.0):
+    """The 1-100-1 ReLU network of plain Keras layers, with ``Dropout`` on
+    the hidden layer if ``dropout_rate`` > 0."""
+    # Created in network order: each layer's initial state follows it.
+    layers = [keras.Input((1,)), keras.layers.Dense(HIDDEN_UNITS, activation="relu")]
+    if dropout_rate:
+        layers.append(keras.layers.Dropout(dropout_rate))
+    layers.append(keras.layers.Dense(1))
+    return keras.Sequential(layers)
+
+
 def run_ml(x, y, x_eval):
     """Maximum likelihood: the same network, point estimates, std = 0."""
-    model = bbh_tf.MaximumLikelihood(
-        keras.Sequential(
-            [
-                keras.Input((1,)),
-                keras.layers.Dense(HIDDEN_UNITS, activation="relu"),
-                keras.layers.Dense(1),
-            ]
-        )
-    )
+    model = bbh_tf.MaximumLikelihood(plain_network())
     fit_full_batch(model, x, y)
     return predictive(model, x_eval, num_samples=1)  # deterministic
 
 
 def run_mc_dropout(x, y, x_eval):
     """MC dropout: dropout 0.5 on the hidden layer, on at prediction too."""
-    model = bbh_tf.MCDropout(
-        keras.Sequential(
-            [
-                keras.Input((1,)),
-                keras.layers.Dense(HIDDEN_UNITS, activation="relu"),
-                keras.layers.Dropout(0.5),
-                keras.layers.Dense(1),
-            ]
-        )
-    )
+    model = bbh_tf.MCDropout(plain_network(dropout_rate=0.5))
     fit_full_batch(model, x, y)
     return predictive(model, x_eval)
 
