@@ -135,7 +135,7 @@ class HyperNetwork(keras.layers.Layer):
             ``output_dim=1`` every generated value is (a mean-field implicit
             posterior). The discriminator compares one value at a time, so
             it cannot see dependencies between values; independent values
-            leave it nothing to miss (see ``docs/discriminator.md``).
+            leave it nothing to miss (see ``docs/research/discriminator.md``).
         semi_implicit: If True (default), every generated value ``w_i`` is
             ``G_i(eps) + sigma_i * xi_i`` with ``xi ~ N(0, I)`` and ``sigma_i``
             learned per value (a weight ``stddev_rho`` of the hyper layer,

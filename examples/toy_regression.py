@@ -20,7 +20,7 @@ and 1/2/3-sigma bands on ``[-6, 6]`` (the spread of ``f(x)`` over weight or
 dropout draws, without the observation noise), and dashed, +-2 standard
 deviations of the exact posterior of the same network under the same prior
 and likelihood, sampled by Hamiltonian Monte Carlo
-(``benchmarks/toy_hmc_reference.py``, read from ``--hmc_reference`` when its
+(``research/toy_hmc_reference.py``, read from ``--hmc_reference`` when its
 seed, noise and prior match this run's). Outside ``[-4, 4]`` there are no
 data: a good posterior widens its bands there as much as the exact one.
 
@@ -103,7 +103,7 @@ flags.DEFINE_enum(
 flags.DEFINE_string(
     "hmc_reference",
     "docs/runs/toy_hmc/hmc_seed{seed}.json",
-    "The exact posterior's JSON from benchmarks/toy_hmc_reference.py ({seed} "
+    "The exact posterior's JSON from research/toy_hmc_reference.py ({seed} "
     "is this run's seed): drawn dashed in every panel, its numbers and the "
     "methods' ratios to it in the JSON, if its seed, noise and prior match. "
     "Empty: none.",

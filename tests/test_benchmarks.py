@@ -1,6 +1,7 @@
-"""Smoke tests of the benchmarks behind docs/performance.md and
-docs/results.md with tiny settings, so they cannot silently rot.
-performance.py needs ``BBH_MNIST_DIR``; the others use random or toy data."""
+"""Smoke tests of the benchmarks (benchmarks/) and research scripts
+(research/) behind docs/performance.md and docs/results.md, with tiny
+settings, so they cannot silently rot. performance.py needs
+``BBH_MNIST_DIR``; the others use random or toy data."""
 
 import json
 import os
@@ -96,7 +97,7 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+            os.path.join(REPO, "research", "toy_posterior_structure.py"),
             "--seeds=0",
             "--steps=20",
             "--draws=50",
@@ -131,7 +132,7 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
     rejected = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "benchmarks", "toy_posterior_structure.py"),
+            os.path.join(REPO, "research", "toy_posterior_structure.py"),
             "--seeds=0,-1",
             f"--results={tmp_path / 'rejected.json'}",
         ],
@@ -275,7 +276,7 @@ def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
 
 def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    script = os.path.join(REPO, "benchmarks", "toy_hmc_reference.py")
+    script = os.path.join(REPO, "research", "toy_hmc_reference.py")
     output = tmp_path / "hmc.png"
     result = subprocess.run(
         [
@@ -310,7 +311,7 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
     # The flat state's layout: a 1-100-1 ReLU network, as Keras computes it.
     check = (
         "import sys, numpy as np, keras, bbh_tf\n"
-        f"sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'research')!r})\n"
         "import toy_hmc_reference as hmc\n"
         "state = np.random.default_rng(0).normal(size=(3, hmc.NUM_VALUES)).astype('float32')\n"
         "x = np.linspace(-5, 5, 7).astype('float32')\n"
@@ -365,7 +366,7 @@ def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "benchmarks", "toy_hmc_reference.py"),
+            os.path.join(REPO, "research", "toy_hmc_reference.py"),
             "--chains=2",
             "--burnin=5",
             "--draws=5",
@@ -400,7 +401,7 @@ def test_toy_vs_hmc_reports_ratios_and_the_hypernetwork_share(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "benchmarks", "toy_vs_hmc.py"),
+            os.path.join(REPO, "research", "toy_vs_hmc.py"),
             "--seeds=0",
             "--variants=default,bbb",
             "--steps=20",

@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import REPO
 
-PATHS = ["bbh_tf", "tests", "examples", "benchmarks"]
+PATHS = ["bbh_tf", "tests", "examples", "benchmarks", "research"]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 ``Discriminator(conditional=True)`` sees each generated value with its
 position and estimates the sum of per-position KLs; ``conditional=False`` (the
 paper's form) sees values only and estimates the KL between the pooled
-distribution of all generated values and the prior. See docs/discriminator.md.
+distribution of all generated values and the prior. See docs/research/discriminator.md.
 
 Two problems, each trained once per form (and per seed for the toy):
 
@@ -23,8 +23,8 @@ far below the mean |value| means a nearly deterministic posterior.
 
 Usage::
 
-    python benchmarks/compare_discriminators.py --output=/tmp/cmp.json
-    python benchmarks/compare_discriminators.py --problems=toy \\
+    python research/compare_discriminators.py --output=/tmp/cmp.json
+    python research/compare_discriminators.py --problems=toy \\
         --discriminator_steps=1 --discriminator_learning_rate=1e-3
 
 Writes a JSON (``--output``) and prints one table per problem.

@@ -4,7 +4,7 @@ Trains examples/toy_regression.py's Bayes by Hypernet (its flags and
 seeding; by default every weight of the 1-100-1 network random) for each
 ``--seeds`` and each ``--variants``, and compares the predictive std of
 ``f(x)`` inside (``|x| <= 4``) and outside (``4 < |x| <= 6``) the data with
-the exact posterior's, sampled by HMC (``benchmarks/toy_hmc_reference.py``,
+the exact posterior's, sampled by HMC (``research/toy_hmc_reference.py``,
 read from the example's ``--hmc_reference``). Variants:
 
 * ``default``: the package defaults (semi-implicit posterior and bound);
@@ -23,7 +23,7 @@ seed in the same process (a rerun must give the same numbers).
 
 Usage (about 20 s per seed and variant on two CPU cores)::
 
-    python benchmarks/toy_vs_hmc.py --output=docs/runs/toy_vs_hmc.json
+    python research/toy_vs_hmc.py --output=docs/runs/toy_vs_hmc.json
 """
 
 import json
@@ -96,7 +96,7 @@ def run(variant, seed, grid):
         if reference is None:
             raise app.UsageError(
                 f"No exact reference for seed {seed}: run "
-                "benchmarks/toy_hmc_reference.py first."
+                "research/toy_hmc_reference.py first."
             )
         keras.utils.set_random_seed(seed)  # as the example seeds each method
         x_eval = np.concatenate([grid[:, None], x])

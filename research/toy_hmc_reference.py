@@ -37,11 +37,11 @@ prior with the same output layer, and the JSON records that layer.
 
 Usage (a few minutes per seed on two CPU cores; docs/runs/toy_hmc/)::
 
-    python benchmarks/toy_hmc_reference.py --seed=0 \\
+    python research/toy_hmc_reference.py --seed=0 \\
         --output=docs/runs/toy_hmc/hmc_seed0.png
-    python benchmarks/toy_hmc_reference.py --seed=0 --with_methods=bbh,ml,mc_dropout,bbb \
+    python research/toy_hmc_reference.py --seed=0 --with_methods=bbh,ml,mc_dropout,bbb \
         --output=docs/runs/toy_hmc/with_methods_seed0.png
-    python benchmarks/toy_hmc_reference.py --seed=0 --output_layer_from=bbh \
+    python research/toy_hmc_reference.py --seed=0 --output_layer_from=bbh \
         --output=docs/runs/toy_hmc/first_layer/bbh_seed0.png
 """
 

@@ -27,15 +27,15 @@ Then it draws the generated values ``--draws`` times and reports:
   output layer.
 
 The discriminator compares one value at a time, so it estimates the sum of
-the per-position KLs and cannot see the dependence (docs/discriminator.md).
+the per-position KLs and cannot see the dependence (docs/research/discriminator.md).
 If ``std_outside`` is far below ``std_outside_shuffled``, the dependence
 between the values, not narrow marginals, is what keeps the bands narrow.
 
 Usage (each seed and variant takes 45-90 s on two CPU cores)::
 
-    python benchmarks/toy_posterior_structure.py --seeds=0,1,2 \\
+    python research/toy_posterior_structure.py --seeds=0,1,2 \\
         --results=docs/runs/toy_structure/default_prior.json
-    python benchmarks/toy_posterior_structure.py --prior=0.7,0.01,5 ...
+    python research/toy_posterior_structure.py --prior=0.7,0.01,5 ...
 
 Every flag of examples/toy_regression.py applies (``--prior``, ``--steps``,
 ...), except ``--seed``, ``--noise_per_chunk`` and ``--hypernet_output_dim``,
@@ -68,7 +68,7 @@ import bbh_tf  # noqa: E402
 VARIANTS = {"shared": (False, 256), "per_value": (True, 1)}
 
 FLAGS = flags.FLAGS
-# The study's posterior: the paper's (docs/discriminator.md).
+# The study's posterior: the paper's (docs/research/discriminator.md).
 for _name, _value in (
     ("kl_estimator", "adversarial"),
     ("semi_implicit", False),
