@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bbh_tf import sharing
 from bbh_tf.hypernet import HyperNetwork, injected_values_for
 
 
@@ -25,28 +26,52 @@ class HyperLayer(keras.layers.Layer):
     :meth:`generated_values`.
 
     Args:
-        hypernet: The shared :class:`HyperNetwork` (required).
+        hypernet: The :class:`HyperNetwork` to draw from, shared with the
+            model's other hyper layers. Default None: the layer makes a
+            default ``HyperNetwork()`` of its own; inside ``BayesByHypernet``
+            all layers given none share one instead.
+            A hypernetwork's config (from :meth:`get_config`) is rebuilt so
+            that the layers rebuilt with it share one again
+            (``bbh_tf.sharing``).
     """
 
     def __init__(self, hypernet=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(hypernet, dict):
-            # Inside load_model's sharing scope this returns the one object
-            # every layer that shares it refers to.
-            hypernet = keras.saving.deserialize_keras_object(hypernet)
+        # Whether the layer made its own default hypernetwork (which a
+        # BayesByHypernet replaces by one shared default).
+        self.default_hypernet = hypernet is None
         if hypernet is None:
-            raise ValueError(
-                f"{type(self).__name__} needs `hypernet`, a "
-                "bbh_tf.HyperNetwork shared by the model's hyper layers, e.g. "
-                "`HyperDense(10, hypernet=bbh_tf.HyperNetwork())`."
-            )
+            hypernet = HyperNetwork()
+        elif isinstance(hypernet, dict):
+            hypernet = sharing.rebuild(hypernet, self.name)
         if not isinstance(hypernet, HyperNetwork):
             raise TypeError(
                 "`hypernet` must be a bbh_tf.HyperNetwork, got "
                 f"{type(hypernet).__name__}."
             )
         self.hypernet = hypernet
+        hypernet.attach(self)
         self.num_generated = None
+
+    def share_hypernet(self, hypernet):
+        """Draw from ``hypernet`` instead of the default hypernetwork this
+        layer made (the two must have the same config: the layer's own
+        weights, position codes included, stay valid)."""
+        if not self.default_hypernet:
+            raise ValueError(
+                f"{self.name} draws from a hypernetwork it was given; only a "
+                "layer's own default one can be replaced."
+            )
+        old = self.hypernet
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        self._tracker.untrack(old)
+        self.hypernet = hypernet
+        if locked:
+            self._tracker.lock()
+        old.detach(self)
+        hypernet.attach(self)
+        self.default_hypernet = False
 
     def add_generated_values(self, num_values, initial_mean="zeros", value_scale=1.0):
         """Reserve ``num_values`` generated values (call once, in ``build``).
@@ -125,7 +150,7 @@ class HyperLayer(keras.layers.Layer):
         raw = injected_values_for(self)
         if raw is not None:
             flat = keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
-            return flat[:, : self.num_generated]
+            return tf.cast(flat[:, : self.num_generated], self.compute_dtype)
         raw = self.generate(self.hypernet.sample_noise(1, self.num_chunks))
         values = self.conditional_mean(
             keras.ops.reshape(raw, (1, -1))[:, : self.num_generated]
@@ -135,11 +160,13 @@ class HyperLayer(keras.layers.Layer):
             values += tf.cast(stddev, values.dtype) * self.hypernet.standard_normal(
                 tf.shape(values)
             )
-        return values
+        # The hypernetwork may compute in another dtype (float32 under a
+        # mixed-precision layer): the layer's arithmetic is in its own.
+        return tf.cast(values, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
-        # The object itself, not its config: Keras then serializes it once
-        # inside its sharing scope and every layer gets it back on load.
-        config["hypernet"] = self.hypernet
+        # Plain JSON: the hypernetwork's config, whose shared_id lets
+        # rebuilding restore the sharing (bbh_tf.sharing).
+        config["hypernet"] = keras.saving.serialize_keras_object(self.hypernet)
         return config

@@ -27,6 +27,8 @@ forward pass see one coherent posterior sample.
 
 import contextlib
 import threading
+import uuid
+import weakref
 
 import keras
 import tensorflow as tf
@@ -149,6 +151,9 @@ class HyperNetwork(keras.layers.Layer):
             weight by about the learning rate, and each generated value sums
             hundreds of such moves, so at the same rate the generated values
             move far faster than the network's own weights. Default 0.1.
+        shared_id: The name hyper layers' configs use for this
+            hypernetwork, so that layers rebuilt from their configs share one
+            again (``bbh_tf.sharing``). Default: a fresh random id.
 
     Call: ``hypernet(noise, codes)`` with ``codes`` of shape
     ``(num_chunks, code_dim)`` and ``noise`` of shape
@@ -178,9 +183,12 @@ class HyperNetwork(keras.layers.Layer):
         semi_implicit=True,
         init_stddev=0.01,
         learning_rate_scale=0.1,
+        shared_id=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # Names this hypernetwork in its users' configs (``bbh_tf.sharing``).
+        self.shared_id = str(shared_id) if shared_id else uuid.uuid4().hex
         self.noise_dim = _checks.positive_int("noise_dim", noise_dim)
         self.hidden_units = _checks.unit_tuple(
             "hidden_units", hidden_units, allow_empty=True
@@ -219,6 +227,24 @@ class HyperNetwork(keras.layers.Layer):
             self.learning_rate_scale,
             name="output",
         )
+
+    # ------------------------------------------------------------- users
+    # Weak references, kept out of Keras' attribute tracking: the hyper
+    # layers drawing from this hypernetwork, in the order they joined.
+    def attach(self, layer):
+        """Record ``layer`` as drawing from this hypernetwork."""
+        self.__dict__.setdefault("_user_refs", []).append(weakref.ref(layer))
+
+    def detach(self, layer):
+        """Forget ``layer`` (it now draws from another hypernetwork)."""
+        self.__dict__["_user_refs"] = [
+            ref for ref in self.__dict__.get("_user_refs", []) if ref() is not layer
+        ]
+
+    def user_names(self):
+        """The names of the live layers drawing from this hypernetwork."""
+        alive = [ref() for ref in self.__dict__.get("_user_refs", [])]
+        return [user.name for user in alive if user is not None]
 
     def build(self, noise_shape=None, codes_shape=None):
         # Shapes are fixed by the config, so hyper layers can build the shared
@@ -343,6 +369,7 @@ class HyperNetwork(keras.layers.Layer):
                 "semi_implicit": self.semi_implicit,
                 "init_stddev": self.init_stddev,
                 "learning_rate_scale": self.learning_rate_scale,
+                "shared_id": self.shared_id,
             }
         )
         return config

@@ -33,7 +33,9 @@ class BayesByHypernet(VariationalModel):
 
     Args:
         network: A Keras model (Sequential, functional or subclassed) with
-            one input, containing hyper layers (``HyperDense``...).
+            one input, containing hyper layers (``HyperDense``...). Hyper
+            layers made without a ``hypernet`` share one default
+            ``HyperNetwork`` in the model.
         prior: Diagonal prior on the generated values. Default
             ``ScaleMixturePrior(pi=0.5, sigma1=1.0, sigma2=exp(-6))``.
         kl_estimator: How ``KL(q || p)`` is estimated: ``"semi_implicit"``
@@ -127,6 +129,10 @@ class BayesByHypernet(VariationalModel):
                 "`network` contains no hyper layers (HyperDense, ...): "
                 "there is no posterior to learn."
             )
+        # Layers given no hypernetwork share one: the first one's default.
+        defaults = [layer for layer in self.hyper_layers if layer.default_hypernet]
+        for layer in defaults[1:]:
+            layer.share_hypernet(defaults[0].hypernet)
         claim_hypernets(self.hypernets, self)
         self.kl_estimator.setup(self._groups, self.prior)
 
@@ -358,8 +364,8 @@ class BayesByHypernet(VariationalModel):
         config = super().get_config()
         config.update(
             {
-                "prior": self.prior,
-                "kl_estimator": self.kl_estimator,
+                "prior": keras.saving.serialize_keras_object(self.prior),
+                "kl_estimator": keras.saving.serialize_keras_object(self.kl_estimator),
                 "num_weight_samples": self.num_weight_samples,
             }
         )

@@ -260,7 +260,8 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config["network"] = self.network
+        # Plain JSON: the network's serialized config.
+        config["network"] = keras.saving.serialize_keras_object(self.network)
         config["max_non_finite_steps"] = self.max_non_finite_steps
         config["bbh_tf_version"] = __version__
         return config

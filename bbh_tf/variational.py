@@ -112,5 +112,10 @@ class VariationalModel(PredictiveModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_examples": self.num_examples, "kl_weight": self.kl_weight})
+        config.update(
+            {
+                "num_examples": self.num_examples,
+                "kl_weight": keras.saving.serialize_keras_object(self.kl_weight),
+            }
+        )
         return config
