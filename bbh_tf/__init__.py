@@ -39,6 +39,7 @@ from bbh_tf.baselines import (  # noqa: E402
     MaximumLikelihood,
     MCDropout,
 )
+from bbh_tf.convert import bayesianize  # noqa: E402
 from bbh_tf.discriminator import (  # noqa: E402
     Discriminator,
     JointDiscriminator,
@@ -81,6 +82,7 @@ __all__ = [
     "ScaleMixturePrior",
     "StudentTLikelihood",
     "__version__",
+    "bayesianize",
     "data",
     "discriminator_loss",
     "export_saved_model",
