@@ -17,7 +17,7 @@ Each training step (``train_step``, traced by ``fit`` into a tf.function):
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, kl
+from bbh_tf import _checks, kl, validation
 from bbh_tf.callbacks import DiscriminatorFollowsLearningRate
 from bbh_tf.hypernet import injected_values
 from bbh_tf.layers import HyperLayer
@@ -258,7 +258,7 @@ class BayesByHypernet(VariationalModel):
 
     # -------------------------------------------------------------- training
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = validation.unpack(data)
         self._build_on_first_trace(x)
         estimator = self.kl_estimator
         estimator.before_update(

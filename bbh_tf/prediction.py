@@ -3,6 +3,8 @@ vectorised pass are split across passes and their moments pooled."""
 
 import numpy as np
 
+from bbh_tf import metrics
+
 
 class Prediction(tuple):
     """What ``predict_distribution`` returns: unpacks as ``(mean, std)``.
@@ -71,3 +73,29 @@ def pooled_moments(parts, counts):
         pooled.append(np.sqrt(average([p[2].astype(np.float64) ** 2 for p in parts])))
         pooled.append(pooled_std([p[3] for p in parts]))
     return [v.astype(np.float32) for v in pooled]
+
+
+def evaluation_metrics(likelihood, outputs, targets):
+    """The Bayesian model average's metrics (``evaluate_distribution``):
+    of mean class probabilities ``outputs`` ``(n, classes)`` without a
+    ``likelihood``, else of the draws' outputs ``(draws, n, ...)`` under it."""
+    if likelihood is None:
+        labels = np.asarray(targets).reshape(-1)
+        return {
+            "accuracy": float(metrics.accuracy(outputs, labels)),
+            "nll": float(metrics.negative_log_likelihood(outputs, labels)),
+            "brier": float(metrics.brier_score(outputs, labels)),
+            "ece": float(metrics.expected_calibration_error(outputs, labels)),
+        }
+    locs, scales = (np.asarray(t) for t in likelihood.location_and_scale(outputs))
+    targets = np.asarray(targets, np.float32)
+    if targets.size == np.prod(locs.shape[1:]):
+        targets = targets.reshape(locs.shape[1:])  # (n,) for one target column
+    return {
+        "rmse": float(metrics.rmse(targets, locs.mean(axis=0))),
+        "log_likelihood": float(
+            metrics.predictive_log_likelihood(targets, locs, scales)
+        ),
+        "coverage_95": float(metrics.interval_coverage(targets, locs, scales)),
+        "crps": float(metrics.crps(targets, locs, scales)),
+    }

@@ -15,12 +15,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bbh_tf import _checks, guard, saving, validation
+from bbh_tf import _checks, batches, guard, saving
 from bbh_tf._version import __version__
 from bbh_tf.layers import repeat_for_draws
 from bbh_tf.likelihoods import Likelihood
 from bbh_tf.multi_worker import MultiWorkerFit
-from bbh_tf.prediction import Prediction, draws_per_pass, pooled_moments
+from bbh_tf.prediction import (
+    Prediction,
+    draws_per_pass,
+    evaluation_metrics,
+    pooled_moments,
+)
 from bbh_tf.training import GuardedFit
 
 
@@ -137,10 +142,14 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         """Mean and standard deviation of the predictions over weight draws.
 
         Args:
-            x: Inputs, an array of shape ``(n,) + input_shape[1:]``, finite.
+            x: Inputs, finite: an array of shape ``(n,) + input_shape[1:]``
+                (cut into batches of ``batch_size``), or what
+                ``model.predict`` takes besides: a ``tf.data.Dataset``, a
+                ``keras.utils.PyDataset`` or a generator of batches (``x``
+                or ``(x, y, ...)`` elements; ``y`` is ignored), streamed.
             num_samples: Weight draws, >= 1. Default 100.
-            batch_size: Examples per vectorised pass (each pass evaluates
-                ``batch_size * num_samples`` rows). Default 128.
+            batch_size: Examples per vectorised pass for arrays (each pass
+                evaluates ``batch_size * num_samples`` rows). Default 128.
 
         Returns:
             A :class:`Prediction`, which unpacks as ``(mean, std)``: numpy
@@ -166,6 +175,40 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         (samples,) = self._predict_batches("samples", x, num_samples, batch_size)
         return np.concatenate(samples, axis=1)
 
+    def evaluate_distribution(self, x, y=None, num_samples=100, batch_size=128):
+        """Metrics of the Bayesian model average over ``num_samples`` draws.
+
+        Keras' ``evaluate`` scores one weight draw per batch; this scores
+        the predictive distribution itself. Takes ``x`` as
+        :meth:`predict_distribution` does, with the targets in ``y`` (arrays)
+        or in the elements (``(x, y)`` datasets and generators).
+
+        Returns:
+            A dict of floats. Classifiers (softmax outputs, sparse labels):
+            ``accuracy``, ``nll``, ``brier`` and ``ece`` (15 bins) of the
+            mean probabilities. Models compiled with a ``bbh_tf`` likelihood:
+            ``rmse``, ``log_likelihood``, ``coverage_95`` and ``crps`` (in
+            the targets' units, ``bbh_tf.metrics``).
+        """
+        num_samples = _checks.positive_int("num_samples", num_samples)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        kind = "samples" if self.likelihood is not None else "moments"
+        outputs, targets = [], []
+        for batch, labels in batches.iterate(x, self.input_shape_, batch_size, y=y):
+            if labels is None:
+                raise ValueError(
+                    "`y` (or the (x, y) elements of `x`) must give the targets."
+                )
+            if not self.built:
+                self.build(batch.shape)
+            (first, *_) = self._predict_batches(kind, batch, num_samples, len(batch))
+            outputs.append(first[0])
+            targets.append(labels)
+        axis = 1 if kind == "samples" else 0  # samples: (draws, n, ...)
+        return evaluation_metrics(
+            self.likelihood, np.concatenate(outputs, axis=axis), np.concatenate(targets)
+        )
+
     def _predict_batches(self, kind, x, num_samples, batch_size):
         """Per-batch numpy results of ``kind`` ("moments" or "samples"),
         one list per returned tensor. Draws beyond what one pass may hold
@@ -173,16 +216,14 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         joined (samples) or pooled (moments)."""
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
-        x = validation.inputs(x, self.input_shape_)
-        if not self.built:
-            self.build(x.shape)
-        per_pass = draws_per_pass(num_samples, batch_size, x.shape[1:])
-        passes = [per_pass] * (num_samples // per_pass)
-        if num_samples % per_pass:
-            passes.append(num_samples % per_pass)
         results = None
-        for start in range(0, len(x), batch_size):
-            batch = x[start : start + batch_size]
+        for batch, _ in batches.iterate(x, self.input_shape_, batch_size):
+            if not self.built:
+                self.build(batch.shape)
+            per_pass = draws_per_pass(num_samples, len(batch), batch.shape[1:])
+            passes = [per_pass] * (num_samples // per_pass)
+            if num_samples % per_pass:
+                passes.append(num_samples % per_pass)
             parts = [
                 [t.numpy() for t in self._predict_function(kind, draws)(batch)]
                 for draws in passes

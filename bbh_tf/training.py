@@ -27,7 +27,7 @@ class GuardedFit:
 
     def train_step(self, data):
         """Keras' standard step (the compiled loss), skipped if not finite."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = validation.unpack(data)
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -85,6 +85,7 @@ class GuardedFit:
         return self.get_metrics_result()
 
     def test_step(self, data):
+        validation.unpack(data)  # one input, one output
         return self._evaluation_logs(super().test_step(data))
 
     def _evaluation_logs(self, logs):

@@ -205,3 +205,18 @@ def fit_data(model, arguments):
     targets(y_val, len(x_val), sparse_classes(model), name="validation_data[1]")
     if weights and weights[0] is not None:
         sample_weights(weights[0], len(x_val), name="validation_data[2]")
+
+
+def unpack(data):
+    """``(x, y, sample_weight)`` of one batch in a training or test step,
+    refusing several inputs or outputs by name (bbh_tf models take one input
+    and give one output) before any computation."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, (dict, list, tuple)):
+            raise TypeError(
+                f"`{name}` must be one tensor per batch: bbh_tf models take "
+                f"one input and give one output, got a {type(value).__name__} "
+                f"of {len(value)}."
+            )
+    return x, y, sample_weight

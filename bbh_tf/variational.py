@@ -4,7 +4,7 @@
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _checks, validation
 from bbh_tf.predictive import PredictiveModel, deserialize, scale_for_replicas
 
 
@@ -95,12 +95,12 @@ class VariationalModel(PredictiveModel):
         )
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = validation.unpack(data)
         self._build_on_first_trace(x)
         return self._model_update(x, y, sample_weight)
 
     def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = validation.unpack(data)
         self._build_on_first_trace(x)
         y_pred, loss, data_loss, kl = self._step_losses(
             x, y, sample_weight, training=False
