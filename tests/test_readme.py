@@ -1,5 +1,6 @@
-"""Every Python block of the README runs as written (in a fresh process,
-in a scratch folder, so the files it writes stay there)."""
+"""The README's Python blocks run as written, one after the other as a
+reader would run them (in a fresh process, in a scratch folder, so the
+files they write stay there)."""
 
 import os
 import re
@@ -18,7 +19,6 @@ def test_the_readme_has_a_quick_start():
 
 
 def test_every_readme_python_block_runs(tmp_path):
-    for block in python_blocks():
-        run_python(block, cwd=tmp_path, timeout=600)
+    run_python("\n".join(python_blocks()), cwd=tmp_path, timeout=600)
     assert (tmp_path / "model.keras").exists()
     assert (tmp_path / "served" / "saved_model.pb").exists()
