@@ -169,6 +169,36 @@ def sparse_classes(model):
     return None if shape is None or shape[-1] is None else int(shape[-1])
 
 
+def elementwise_output_shape(model):
+    """The output shape ``(n, ...)`` that targets must match when ``model``
+    is compiled with a built-in Keras loss that compares targets and outputs
+    entry by entry (MSE, cross-entropy over one-hot targets...); None for
+    other losses (sparse, bbh_tf likelihoods, your own functions)."""
+    loss = getattr(model, "loss", None)
+    keras_loss = isinstance(loss, str) or (
+        isinstance(loss, keras.losses.Loss)
+        and type(loss).__module__.startswith("keras")
+    )
+    if not keras_loss or sparse_classes(model) is not None or not model.built:
+        return None
+    if isinstance(loss, str) and loss in _SPARSE_LOSSES:
+        return None
+    return model.output_shape_
+
+
+def check_target_shape(name, y, output_shape):
+    """Targets ``y`` of the model's output shape (a trailing axis of 1 may
+    be left out)."""
+    expected = tuple(output_shape[1:])
+    got = tuple(np.shape(y)[1:])
+    if got == expected or (expected == (1,) and got == ()) or None in expected:
+        return
+    raise ValueError(
+        f"`{name}` must have shape (n, {', '.join(map(str, expected))}) to match "
+        f"the model's output under its loss, got {np.shape(y)}."
+    )
+
+
 def data(model, x, y=None, sample_weight=None):
     """Check in-memory ``x`` (and ``y``, ``sample_weight``) for ``model``;
     anything else passes to Keras unchanged."""
@@ -177,6 +207,9 @@ def data(model, x, y=None, sample_weight=None):
     x = inputs(x, model.input_shape_)
     if y is not None:
         targets(y, len(x), sparse_classes(model))
+        output_shape = elementwise_output_shape(model)
+        if output_shape is not None:
+            check_target_shape("y", y, output_shape)
     if sample_weight is not None:
         sample_weights(sample_weight, len(x))
 

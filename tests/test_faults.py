@@ -666,3 +666,18 @@ def test_a_hypernetwork_owned_by_a_built_model_is_refused_by_another():
         second.build((None, 6))
     # A model of its own builds; the first is untouched.
     bbh_tf.BayesByHypernet(small_classifier(), num_examples=64).build((None, 6))
+
+
+@pytest.mark.parametrize("loss", ["mse", keras.losses.MeanSquaredError()])
+def test_targets_of_another_shape_than_the_output_are_named(loss):
+    x, y = blobs(n=32)
+    net = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    model = bbh_tf.MaximumLikelihood(net)
+    model.compile(optimizer="adam", loss=loss)
+    with pytest.raises(ValueError, match=r"`y` must have shape \(n, 2\) to match"):
+        model.fit(x, y.astype("float32"), epochs=1, verbose=0)
+    # A trailing axis of 1 may be left out.
+    net1 = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    one = bbh_tf.MaximumLikelihood(net1)
+    one.compile(optimizer="adam", loss=loss)
+    one.fit(x, y.astype("float32"), epochs=1, verbose=0)
