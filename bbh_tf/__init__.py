@@ -30,7 +30,7 @@ if _keras.backend.backend() != "tensorflow":
         "KERAS_BACKEND). Set KERAS_BACKEND=tensorflow."
     )
 
-from bbh_tf import data, kl, metrics  # noqa: E402
+from bbh_tf import callbacks, data, kl, metrics  # noqa: E402
 from bbh_tf._version import __version__  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
@@ -83,6 +83,7 @@ __all__ = [
     "StudentTLikelihood",
     "__version__",
     "bayesianize",
+    "callbacks",
     "data",
     "discriminator_loss",
     "export_saved_model",

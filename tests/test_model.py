@@ -427,3 +427,42 @@ def test_estimators_without_weights_log_no_discriminator_rate():
     x, y = blobs(n=64)
     history = compiled_model(num_examples=64).fit(x, y, epochs=1, verbose=0).history
     assert "discriminator_learning_rate" not in history
+
+
+def test_posterior_health_logs_every_layers_spread(tmp_path):
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64)
+    health = bbh_tf.callbacks.PosteriorHealth(num_draws=16)
+    log = tmp_path / "log.csv"
+    history = model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[health, keras.callbacks.CSVLogger(str(log))],
+    ).history
+    names = [layer.name for layer in model.hyper_layers]
+    for name in names:
+        assert len(history[f"{name}_spread"]) == 2
+        assert history[f"{name}_spread"][-1] > 0
+    assert all(f"{name}_spread" in log.read_text().splitlines()[0] for name in names)
+    assert not health.warned
+
+
+def test_posterior_health_warns_once_when_the_spread_collapses():
+    x, y = blobs(n=64)
+    model = compiled_model(num_examples=64)
+    # Everything counts as collapsed: the warning comes once per layer.
+    health = bbh_tf.callbacks.PosteriorHealth(num_draws=8, collapse_ratio=1e9)
+    with pytest.warns(UserWarning, match="has collapsed"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[health])
+    assert health.warned == {layer.name for layer in model.hyper_layers}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"num_draws": 1}, "num_draws"), ({"collapse_ratio": -1.0}, "collapse_ratio")],
+)
+def test_posterior_health_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bbh_tf.callbacks.PosteriorHealth(**kwargs)
