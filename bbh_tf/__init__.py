@@ -45,6 +45,7 @@ from bbh_tf.discriminator import (  # noqa: E402
     JointDiscriminator,
     discriminator_loss,
 )
+from bbh_tf.ensemble import DeepEnsemble  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
 from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
@@ -65,6 +66,7 @@ __all__ = [
     "BayesByBackpropConv2D",
     "BayesByBackpropDense",
     "BayesByHypernet",
+    "DeepEnsemble",
     "Discriminator",
     "GaussianLikelihood",
     "GaussianPrior",

@@ -43,11 +43,38 @@ def _is_classifier(model):
     )
 
 
+def _samples(model, inputs, num_samples):
+    """``num_samples`` draws of ``model``'s outputs for ``inputs``; a
+    ``BayesByHypernet``'s noise is drawn statelessly here: a SeedGenerator's
+    saved state would replay the same draws on every reload."""
+    groups = getattr(model, "_groups", None)
+    if groups is None:
+        return model.sample_predictions(inputs, num_samples)
+    seed = _fresh_seed()
+    noise = []
+    for index, group in enumerate(groups):
+        shapes = group.noise_shapes(num_samples)  # the hypernetwork's and xi
+        noise.append(
+            GroupNoise(
+                *(
+                    None
+                    if shape is None
+                    else tf.random.stateless_normal(shape, seed=seed + 2 * index + part)
+                    for part, shape in enumerate(shapes)
+                )
+            )
+        )
+    return model.sample_predictions(inputs, num_samples, noise=noise)
+
+
 def export_saved_model(model, path, num_samples=32, classifier=None):
     """Write ``model`` as a SavedModel whose serving signature averages draws.
 
     Args:
-        model: A built ``BayesByHypernet``.
+        model: A built ``BayesByHypernet``, ``DeepEnsemble`` or any other
+            bbh_tf model (whose draws are then its own ``sample_predictions``;
+            for ``MCDropout`` and ``BayesByBackprop`` a reloaded SavedModel
+            replays the same sequence of draws).
         path: Directory to write.
         num_samples: Weight draws per call, >= 1. Default 32.
         classifier: Whether the outputs are class probabilities (adds
@@ -65,7 +92,7 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     num_samples = _checks.positive_int("num_samples", num_samples)
     if not getattr(model, "built", False) or model.input_shape_ is None:
         raise ValueError(
-            "`model` must be a built BayesByHypernet: fit it, call it on a "
+            "`model` must be a built bbh_tf model: fit it, call it on a "
             "batch or call `model.build(input_shape)` first."
         )
     if classifier is None:
@@ -90,25 +117,7 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
         )
         per_row = tf.reshape(finite, [-1] + [1] * len(row_shape))
         inputs = tf.where(per_row, inputs, tf.zeros_like(inputs))
-        seed = _fresh_seed()
-        noise = []
-        for index, group in enumerate(model._groups):
-            # Both the hypernetwork's noise and the per-value noise, drawn
-            # here: a SeedGenerator's saved state would replay on reload.
-            shapes = group.noise_shapes(num_samples)
-            noise.append(
-                GroupNoise(
-                    *(
-                        None
-                        if shape is None
-                        else tf.random.stateless_normal(
-                            shape, seed=seed + 2 * index + part
-                        )
-                        for part, shape in enumerate(shapes)
-                    )
-                )
-            )
-        samples = model.sample_predictions(inputs, num_samples, noise=noise)
+        samples = _samples(model, inputs, num_samples)
         mean = tf.reduce_mean(samples, axis=0)
         outputs = {"mean": mean, "std": tf.math.reduce_std(samples, axis=0)}
         if classifier:

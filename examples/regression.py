@@ -15,7 +15,8 @@ Methods (``--methods``, default all):
   ``semi_implicit``,
   ``nearest_neighbour`` or ``adversarial``;
 * ``bbb``: Bayes by Backprop; ``mc_dropout``: dropout ``--dropout_rate``
-  after the hidden layer; ``ml``: maximum likelihood.
+  after the hidden layer; ``deep_ensemble``: ``--ensemble_members`` maximum
+  likelihood networks trained together; ``ml``: maximum likelihood.
 
 The data: ``--dataset=generated`` (``bbh_tf.data.synthetic_regression``),
 ``--dataset=diabetes`` (scikit-learn's bundled diabetes data, 442 rows and
@@ -52,7 +53,7 @@ import bbh_tf  # noqa: E402
 MODES = ("scale", "weight_norm", "full")
 ESTIMATORS = ("semi_implicit", "nearest_neighbour", "adversarial")
 BBH_METHODS = tuple(f"bbh_{m}_{e}" for m in MODES for e in ESTIMATORS)
-METHOD_NAMES = BBH_METHODS + ("bbb", "mc_dropout", "ml")
+METHOD_NAMES = BBH_METHODS + ("bbb", "mc_dropout", "deep_ensemble", "ml")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -87,6 +88,9 @@ flags.DEFINE_enum(
     "Gaussian noise scale predicted per input, or one learned scale.",
 )
 flags.DEFINE_float("dropout_rate", 0.05, "mc_dropout: the dropout rate.")
+flags.DEFINE_integer(
+    "ensemble_members", 5, "deep_ensemble: the members.", lower_bound=2
+)
 flags.DEFINE_integer(
     "num_samples", 100, "Posterior draws per test input.", lower_bound=1
 )
@@ -144,17 +148,27 @@ def build(method, input_dim, num_examples):
         )
     elif method == "mc_dropout":
         model = bbh_tf.MCDropout(network(dense, input_dim, FLAGS.dropout_rate))
+    elif method == "deep_ensemble":
+        model = bbh_tf.DeepEnsemble(
+            network(dense, input_dim), num_members=FLAGS.ensemble_members
+        )
     else:
         model = bbh_tf.MaximumLikelihood(network(dense, input_dim))
     model.compile(optimizer=adam(), loss=bbh_tf.GaussianLikelihood())
     return model
 
 
+def draws(method):
+    """Posterior draws per test input: 1 for the deterministic network, one
+    per member for the ensemble."""
+    if method == "ml":
+        return 1
+    return FLAGS.ensemble_members if method == "deep_ensemble" else FLAGS.num_samples
+
+
 def evaluate(model, method, split):
     """Test metrics of one trained model, in the targets' original units."""
-    samples = model.predict_samples(
-        split["x_test"], num_samples=1 if method == "ml" else FLAGS.num_samples
-    )
+    samples = model.predict_samples(split["x_test"], num_samples=draws(method))
     locs, scales = (t.numpy() for t in model.likelihood.location_and_scale(samples))
     y, y_std = split["y_test"], split["y_std"]
     return {
@@ -290,6 +304,7 @@ def main(argv):
                 "learning_rate",
                 "likelihood",
                 "dropout_rate",
+                "ensemble_members",
                 "num_samples",
             )
         }
