@@ -47,7 +47,8 @@ from bbh_tf.discriminator import (  # noqa: E402
 )
 from bbh_tf.ensemble import DeepEnsemble  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
-from bbh_tf.hypernet import HyperNetwork, injected_values  # noqa: E402
+from bbh_tf.hypernet import HyperNetwork  # noqa: E402
+from bbh_tf.injection import injected_values  # noqa: E402
 from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
 from bbh_tf.likelihoods import (  # noqa: E402
     GaussianLikelihood,

@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from bbh_tf import sharing
-from bbh_tf.hypernet import HyperNetwork, injected_values_for
+from bbh_tf.hypernet import HyperNetwork
+from bbh_tf.injection import injected_values_for
 
 
 class HyperLayer(keras.layers.Layer):

@@ -21,12 +21,10 @@ generator, the ``sigma -> 0`` limit, whose ``q`` lies on a surface of
 The position codes belong to the hyper layers (see ``bbh_tf.layers``), the
 noise to whoever runs the forward pass: ``BayesByHypernet`` draws one ``eps``
 per weight sample (or per sample and chunk) and hands every hyper layer its
-generated values through :func:`injected_values`, so all layers of one
+generated values through :func:`bbh_tf.injection.injected_values`, so all layers of one
 forward pass see one coherent posterior sample.
 """
 
-import contextlib
-import threading
 import uuid
 import weakref
 
@@ -34,51 +32,6 @@ import keras
 import tensorflow as tf
 
 from bbh_tf import _checks, _random
-
-# Per-thread, because MirroredStrategy runs each replica in its own thread.
-_INJECTED = threading.local()
-
-
-@contextlib.contextmanager
-def injected_values(values_by_layer, shared_input_layer=None):
-    """Hand pre-generated values to hyper layers for the calls inside.
-
-    Args:
-        values_by_layer: dict mapping a hyper layer to the tensor of shape
-            ``(num_draws, num_chunks, output_dim)`` it should use, as returned
-            by ``layer.generate(noise)``.
-        shared_input_layer: Optional hyper layer whose input rows are shared
-            by all draws (one copy of the batch, not one per draw); it
-            returns the usual ``num_draws`` groups of rows.
-
-    Hyper layers called inside the ``with`` block use these values instead of
-    drawing their own noise. Used by ``BayesByHypernet``; rarely needed
-    directly.
-    """
-    previous = getattr(_INJECTED, "values", None)
-    previous_shared = getattr(_INJECTED, "shared_input", None)
-    merged = dict(previous or {})
-    merged.update({id(layer): values for layer, values in values_by_layer.items()})
-    _INJECTED.values = merged
-    _INJECTED.shared_input = (
-        None if shared_input_layer is None else id(shared_input_layer)
-    )
-    try:
-        yield
-    finally:
-        _INJECTED.values = previous
-        _INJECTED.shared_input = previous_shared
-
-
-def injected_values_for(layer):
-    """The values injected for ``layer``, or None outside ``injected_values``."""
-    values = getattr(_INJECTED, "values", None)
-    return None if values is None else values.get(id(layer))
-
-
-def input_shared_by_draws(layer):
-    """Whether ``layer``'s input rows are one copy shared by all draws."""
-    return getattr(_INJECTED, "shared_input", None) == id(layer)
 
 
 class _ScaledDense(keras.layers.Layer):

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from bbh_tf import _checks, _conv
 from bbh_tf.hyper_layer import HyperLayer
-from bbh_tf.hypernet import input_shared_by_draws
+from bbh_tf.injection import input_shared_by_draws
 
 __all__ = ["HyperConv2D", "HyperDense", "HyperLayer", "repeat_for_draws"]
 

@@ -18,17 +18,17 @@ import keras
 import tensorflow as tf
 
 from bbh_tf import _checks, kl, validation
-from bbh_tf.callbacks import DiscriminatorFollowsLearningRate
-from bbh_tf.hypernet import injected_values
+from bbh_tf.injection import injected_values
 from bbh_tf.layers import HyperLayer
 from bbh_tf.posterior import claim_hypernets, groups_of, shared_input_layer
 from bbh_tf.predictive import deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
+from bbh_tf.second_optimizer import SecondOptimizer
 from bbh_tf.variational import VariationalModel
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByHypernet(VariationalModel):
+class BayesByHypernet(SecondOptimizer, VariationalModel):
     """A Bayesian network whose hyper layers share a hypernetwork posterior.
 
     Args:
@@ -135,41 +135,6 @@ class BayesByHypernet(VariationalModel):
             layer.share_hypernet(defaults[0].hypernet)
         claim_hypernets(self.hypernets, self)
         self.kl_estimator.setup(self._groups, self.prior)
-
-    def _build_optimizers(self):
-        with self.distribute_strategy.scope():
-            if not self.optimizer.built:
-                self.optimizer.build(self.network.trainable_variables)
-            if not self.discriminator_optimizer.built:
-                self.discriminator_optimizer.build(
-                    self.kl_estimator.trainable_variables
-                )
-
-    # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", discriminator_optimizer="adam", **kwargs):
-        """Configure training. ``discriminator_optimizer`` trains the KL
-        estimator's own weights (the adversarial estimator's discriminator;
-        other estimators have none).
-
-        Takes every argument of ``keras.Model.compile``.
-        """
-        super().compile(optimizer=optimizer, **kwargs)
-        self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
-        if self.discriminator_optimizer is self.optimizer:
-            raise ValueError(
-                "`discriminator_optimizer` must be a different optimizer "
-                "object from `optimizer`: each keeps its own state."
-            )
-        self._compile_config.config["discriminator_optimizer"] = (
-            self.discriminator_optimizer
-        )
-
-    def compile_from_config(self, config):
-        config = {k: deserialize(v) for k, v in config.items()}
-        self.compile(**config)
-        if self.built:
-            # Each optimizer on its own variables, so saved states match.
-            self._build_optimizers()
 
     # ---------------------------------------------------------- forward pass
     def _draw_noise(self, num_draws):
@@ -303,61 +268,6 @@ class BayesByHypernet(VariationalModel):
     def _training_only_logs(self):
         # Evaluation trains no estimator: its trackers would log zeros.
         return super()._training_only_logs + tuple(self.kl_estimator.log_names)
-
-    def _prepare_fit(self, arguments):
-        if self.discriminator_optimizer is None:
-            raise RuntimeError("Call `compile()` before `fit()`.")
-        super()._prepare_fit(arguments)
-        warmup = getattr(self.kl_estimator, "warmup_steps", 0)
-        if not self.built:
-            if warmup and self.optimizer.iterations == 0:
-                raise ValueError(
-                    "Discriminator warm-up runs before the first batch, so it "
-                    "needs a built model: call `model.build(input_shape)` "
-                    "first when `x` is a generator."
-                )
-            return  # Built on the first trace of train_step instead.
-        self._build_optimizers()
-        if warmup and self.optimizer.iterations == 0:
-            verbose = arguments.get("verbose", "auto")
-            self.warm_up_discriminator(
-                warmup, verbose=1 if verbose == "auto" else min(int(verbose), 1)
-            )
-
-    def _fit_callbacks(self):
-        callbacks = super()._fit_callbacks()
-        if self.kl_estimator.has_own_weights:
-            # Learning-rate callbacks move the discriminator's rate too.
-            callbacks.append(DiscriminatorFollowsLearningRate())
-        return callbacks
-
-    def warm_up_discriminator(self, steps, verbose=1):
-        """Make ``steps`` updates of the KL estimator's own weights (the
-        adversarial estimator's discriminator) without touching the model."""
-        steps = _checks.non_negative_int("steps", steps)
-        if steps == 0:
-            return
-        strategy = self.distribute_strategy
-
-        @tf.function
-        def update():
-            loss = strategy.run(
-                self.kl_estimator.warm_up,
-                args=(
-                    self._groups,
-                    self.prior,
-                    self.discriminator_optimizer,
-                    self.num_weight_samples,
-                ),
-            )
-            return strategy.reduce("MEAN", loss, axis=None)
-
-        progbar = keras.utils.Progbar(
-            steps, verbose=verbose, unit_name="discriminator step"
-        )
-        for step in range(steps):
-            loss = update()
-            progbar.update(step + 1, [("discriminator_loss", float(loss))])
 
     # ---------------------------------------------------------- serialization
     def get_config(self):
