@@ -34,10 +34,18 @@ from bbh_tf import callbacks, data, kl, metrics  # noqa: E402
 from bbh_tf._version import __version__  # noqa: E402
 from bbh_tf.baselines import (  # noqa: E402
     BayesByBackprop,
-    BayesByBackpropConv2D,
-    BayesByBackpropDense,
     MaximumLikelihood,
     MCDropout,
+)
+from bbh_tf.bbb_conv import (  # noqa: E402
+    BayesByBackpropConv1D,
+    BayesByBackpropConv2D,
+    BayesByBackpropDepthwiseConv2D,
+)
+from bbh_tf.bbb_layers import BayesByBackpropDense  # noqa: E402
+from bbh_tf.bbb_sequence import (  # noqa: E402
+    BayesByBackpropEmbedding,
+    BayesByBackpropLSTMCell,
 )
 from bbh_tf.convert import bayesianize  # noqa: E402
 from bbh_tf.discriminator import (  # noqa: E402
@@ -47,9 +55,16 @@ from bbh_tf.discriminator import (  # noqa: E402
 )
 from bbh_tf.ensemble import DeepEnsemble  # noqa: E402
 from bbh_tf.export import export_saved_model  # noqa: E402
+from bbh_tf.hyper_conv import (  # noqa: E402
+    HyperConv1D,
+    HyperConv2D,
+    HyperDepthwiseConv2D,
+)
+from bbh_tf.hyper_embedding import HyperEmbedding  # noqa: E402
+from bbh_tf.hyper_recurrent import HyperLSTMCell  # noqa: E402
 from bbh_tf.hypernet import HyperNetwork  # noqa: E402
 from bbh_tf.injection import injected_values  # noqa: E402
-from bbh_tf.layers import HyperConv2D, HyperDense, HyperLayer  # noqa: E402
+from bbh_tf.layers import HyperDense, HyperLayer  # noqa: E402
 from bbh_tf.likelihoods import (  # noqa: E402
     GaussianLikelihood,
     HomoscedasticScale,
@@ -64,16 +79,24 @@ from bbh_tf.saving import load_model  # noqa: E402
 
 __all__ = [
     "BayesByBackprop",
+    "BayesByBackpropConv1D",
     "BayesByBackpropConv2D",
     "BayesByBackpropDense",
+    "BayesByBackpropDepthwiseConv2D",
+    "BayesByBackpropEmbedding",
+    "BayesByBackpropLSTMCell",
     "BayesByHypernet",
     "DeepEnsemble",
     "Discriminator",
     "GaussianLikelihood",
     "GaussianPrior",
     "HomoscedasticScale",
+    "HyperConv1D",
     "HyperConv2D",
     "HyperDense",
+    "HyperDepthwiseConv2D",
+    "HyperEmbedding",
+    "HyperLSTMCell",
     "HyperLayer",
     "HyperNetwork",
     "JointDiscriminator",

@@ -1,8 +1,9 @@
-"""2-D convolution arguments and ops shared by the convolutional layers.
+"""Convolution arguments and ops shared by the convolutional layers.
 
-``HyperConv2D`` and ``BayesByBackpropConv2D`` take Keras ``Conv2D``'s
-spatial arguments; this module checks them once and runs the convolution
-(channels last only).
+The hyper and Bayes by Backprop convolutions take the spatial arguments of
+Keras' ``Conv1D``, ``Conv2D`` and ``DepthwiseConv2D``; this module checks
+them once and runs the convolution (channels last only). A 1-D convolution
+is a 2-D one over a height of 1.
 """
 
 import collections
@@ -147,8 +148,133 @@ class Conv2DLayer:
     def _linear(self, inputs, kernel):
         return self.spec.conv(inputs, kernel)
 
+    def _patches(self, inputs):
+        return self.spec.patches(inputs)
+
     def compute_output_shape(self, input_shape):
         return self.spec.output_shape(input_shape, self.filters)
 
     def _conv_config(self):
         return {"filters": self.filters, **self.spec.config()}
+
+
+def _single_int(name, value):
+    """An int >= 1 given as an int or a 1-tuple (Keras' ``Conv1D`` form)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return _checks.positive_int(name, value)
+
+
+class Conv1DLayer:
+    """Mixin of a 1-D convolutional layer, inputs ``(batch, steps, channels)``,
+    kernel ``(k, channels, filters)``; ``padding`` may also be ``"causal"``
+    (the output at step ``t`` sees steps ``<= t`` only)."""
+
+    def _init_conv(
+        self, filters, kernel_size, strides, padding, dilation_rate, data_format
+    ):
+        self.filters = _checks.positive_int("filters", filters)
+        self.causal = isinstance(padding, str) and padding.lower() == "causal"
+        self.spec = ConvSpec.checked(
+            (1, _single_int("kernel_size", kernel_size)),
+            (1, _single_int("strides", strides)),
+            "valid" if self.causal else padding,
+            (1, _single_int("dilation_rate", dilation_rate)),
+            data_format,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def _conv_kernel_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.name} expects inputs of shape (batch, steps, channels), "
+                f"got {tuple(input_shape)}."
+            )
+        channels = _checks.known_last_dim(self.name, input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: channels})
+        return (self.spec.kernel_size[1], channels, self.filters)
+
+    def _as_image(self, inputs):
+        """``(batch, steps, c)`` as ``(batch, 1, steps, c)``, left-padded
+        for a causal convolution."""
+        if self.causal:
+            span = self.spec.dilation_rate[1] * (self.spec.kernel_size[1] - 1)
+            inputs = tf.pad(inputs, [[0, 0], [span, 0], [0, 0]])
+        return inputs[:, None]
+
+    def _linear(self, inputs, kernel):
+        return self.spec.conv(self._as_image(inputs), kernel[None])[:, 0]
+
+    def _patches(self, inputs):
+        return self.spec.patches(self._as_image(inputs))[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        steps = input_shape[1]
+        if self.causal:
+            steps = None if steps is None else -(-steps // self.spec.strides[1])
+        else:
+            steps = self.spec.output_shape((None, 1, steps), 1)[2]
+        return (input_shape[0], steps, self.filters)
+
+    def _conv_config(self):
+        return {
+            "filters": self.filters,
+            "kernel_size": [self.spec.kernel_size[1]],
+            "strides": [self.spec.strides[1]],
+            "padding": "causal" if self.causal else self.spec.padding,
+            "dilation_rate": [self.spec.dilation_rate[1]],
+        }
+
+
+class DepthwiseConv2DLayer:
+    """Mixin of a depthwise 2-D convolution: every input channel convolved
+    with its own ``depth_multiplier`` filters, kernel ``(kh, kw, channels,
+    depth_multiplier)``, output channel ``c * depth_multiplier + m``."""
+
+    def _init_conv(
+        self,
+        kernel_size,
+        strides,
+        padding,
+        depth_multiplier,
+        dilation_rate,
+        data_format,
+    ):
+        self.depth_multiplier = _checks.positive_int(
+            "depth_multiplier", depth_multiplier
+        )
+        self.spec = ConvSpec.checked(
+            kernel_size, strides, padding, dilation_rate, data_format
+        )
+        if self.spec.strides[0] != self.spec.strides[1]:
+            raise ValueError(
+                "`strides` of a depthwise convolution must be equal along "
+                f"height and width, got {self.spec.strides}."
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def _conv_kernel_shape(self, input_shape):
+        channels = self.spec.check_input(self.name, input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+        return self.spec.kernel_size + (channels, self.depth_multiplier)
+
+    @property
+    def output_units(self):
+        return self.kernel_shape[2] * self.kernel_shape[3]
+
+    def _linear(self, inputs, kernel):
+        return tf.nn.depthwise_conv2d(
+            inputs,
+            kernel,
+            strides=(1,) + self.spec.strides + (1,),
+            padding=self.spec.padding.upper(),
+            dilations=self.spec.dilation_rate,
+        )
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        units = None if channels is None else channels * self.depth_multiplier
+        return self.spec.output_shape(input_shape, units)
+
+    def _conv_config(self):
+        return {"depth_multiplier": self.depth_multiplier, **self.spec.config()}

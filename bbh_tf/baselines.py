@@ -8,25 +8,19 @@ way for all methods:
   ``train_step``; its predictive standard deviation is exactly zero.
 * :class:`MCDropout`: MC dropout (Gal & Ghahramani, 2016): the network's
   ``Dropout`` layers stay on at prediction time.
-* :class:`BayesByBackprop` with :class:`BayesByBackpropDense` layers:
-  mean-field Gaussian variational inference (Blundell et al., 2015), in
+* :class:`BayesByBackprop` with Bayes by Backprop layers: mean-field
+  Gaussian variational inference (Blundell et al., 2015), in
   ``bbh_tf.bayes_by_backprop`` (re-exported here).
 """
 
 import keras
 import tensorflow as tf
 
-from bbh_tf.bayes_by_backprop import (
-    BayesByBackprop,
-    BayesByBackpropConv2D,
-    BayesByBackpropDense,
-)
+from bbh_tf.bayes_by_backprop import BayesByBackprop
 from bbh_tf.predictive import PredictiveModel
 
 __all__ = [
     "BayesByBackprop",
-    "BayesByBackpropConv2D",
-    "BayesByBackpropDense",
     "MCDropout",
     "MaximumLikelihood",
 ]

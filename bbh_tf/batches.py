@@ -39,11 +39,12 @@ def _to_numpy(value):
     return None if value is None else keras.ops.convert_to_numpy(value)
 
 
-def iterate(x, input_shape, batch_size, y=None):
+def iterate(x, input_shape, batch_size, y=None, dtype="float32"):
     """Yield ``(x_batch, y_batch)`` numpy pairs of ``x`` (and ``y`` for
-    arrays), every ``x_batch`` checked against ``input_shape``."""
+    arrays), every ``x_batch`` checked against ``input_shape`` and made
+    ``dtype`` (the model's input dtype)."""
     if validation.is_array(x):
-        x = validation.inputs(x, input_shape)
+        x = validation.inputs(x, input_shape, dtype=dtype)
         if y is not None:
             validation.per_example("y", y, len(x), "target")
             y = np.asarray(y)
@@ -69,6 +70,9 @@ def iterate(x, input_shape, batch_size, y=None):
     for element in elements:
         batch, targets = _parts(element)
         empty = False
-        yield validation.inputs(_to_numpy(batch), input_shape), _to_numpy(targets)
+        yield (
+            validation.inputs(_to_numpy(batch), input_shape, dtype=dtype),
+            _to_numpy(targets),
+        )
     if empty:
         raise ValueError("`x` gave no batch: it must hold at least one example.")

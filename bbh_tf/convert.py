@@ -1,70 +1,126 @@
 """``bayesianize``: a trained Keras network made Bayesian, its training kept.
 
-Every ``Dense`` and ``Conv2D`` layer in the chosen range becomes its hyper
-counterpart in ``"scale"`` mode (or its Bayes by Backprop counterpart), all
-sharing one hypernetwork; every other layer is copied with its weights. The
-trained kernel and bias become the point-estimate kernel ``V`` and bias of
-the hyper layer, the scales' posterior starts at 1 with a narrow spread (the
-hypernetwork's output layer starts at zero, each scale's own ``sigma`` at
-``init_stddev``), so at first the predictive mean is the original network's
-up to that spread, and training widens the posterior where the data allow.
+Every ``Dense``, ``Conv1D``, ``Conv2D``, ``DepthwiseConv2D``, ``Embedding``
+and ``LSTM`` layer (or ``RNN`` of an ``LSTMCell``) in the chosen range
+becomes its hyper counterpart in ``"scale"`` mode (or its Bayes by Backprop
+counterpart), all sharing one hypernetwork; every other layer is copied
+with its weights. The trained kernel and bias become the point-estimate
+kernel ``V`` and bias of the hyper layer, the scales' posterior starts at 1
+with a narrow spread (the hypernetwork's output layer starts at zero, each
+scale's own ``sigma`` at ``init_stddev``), so at first the predictive mean
+is the original network's up to that spread, and training widens the
+posterior where the data allow.
 """
 
 import keras
 import numpy as np
 
 from bbh_tf import _checks
-from bbh_tf.bayes_by_backprop import (
-    BayesByBackprop,
+from bbh_tf.bayes_by_backprop import BayesByBackprop
+from bbh_tf.bbb_conv import (
+    BayesByBackpropConv1D,
     BayesByBackpropConv2D,
-    BayesByBackpropDense,
+    BayesByBackpropDepthwiseConv2D,
 )
+from bbh_tf.bbb_layers import BayesByBackpropDense
+from bbh_tf.bbb_sequence import BayesByBackpropEmbedding, BayesByBackpropLSTMCell
+from bbh_tf.hyper_conv import HyperConv1D, HyperConv2D, HyperDepthwiseConv2D
+from bbh_tf.hyper_embedding import HyperEmbedding
+from bbh_tf.hyper_recurrent import HyperLSTMCell
 from bbh_tf.hypernet import HyperNetwork
-from bbh_tf.layers import HyperConv2D, HyperDense
+from bbh_tf.layers import HyperDense
 from bbh_tf.model import BayesByHypernet
 
-_CONVERTIBLE = (keras.layers.Dense, keras.layers.Conv2D)
 _METHODS = ("bbh", "bbb")
+# Keras layer -> (hyper counterpart, Bayes by Backprop counterpart), most
+# specific first.
+_COUNTERPARTS = (
+    (keras.layers.Dense, HyperDense, BayesByBackpropDense),
+    (keras.layers.Conv1D, HyperConv1D, BayesByBackpropConv1D),
+    (keras.layers.Conv2D, HyperConv2D, BayesByBackpropConv2D),
+    (
+        keras.layers.DepthwiseConv2D,
+        HyperDepthwiseConv2D,
+        BayesByBackpropDepthwiseConv2D,
+    ),
+    (keras.layers.Embedding, HyperEmbedding, BayesByBackpropEmbedding),
+    (keras.layers.RNN, HyperLSTMCell, BayesByBackpropLSTMCell),
+)
+_RNN_OPTIONS = ("return_sequences", "return_state", "go_backwards", "unroll")
 
 
 def _has_weights(layer):
     return bool(layer.weights)
 
 
+def _counterparts(layer):
+    if isinstance(layer, keras.layers.RNN) and not isinstance(
+        layer.cell, keras.layers.LSTMCell
+    ):
+        return None
+    for keras_type, hyper, bbb in _COUNTERPARTS:
+        if isinstance(layer, keras_type):
+            return hyper, bbb
+    return None
+
+
+def _unsupported(layer):
+    """Why ``layer`` cannot be converted, or None."""
+    if _counterparts(layer) is None:
+        return "no Bayesian counterpart"
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return "a channels_first convolution"
+    cell = getattr(layer, "cell", None)
+    if cell is not None and (cell.dropout or cell.recurrent_dropout):
+        return "an LSTM with dropout (the Bayesian cells have none)"
+    if getattr(layer, "stateful", False):
+        return "a stateful RNN"
+    return None
+
+
 def _converted(layer, method, hypernet):
     """The Bayesian counterpart of ``layer`` (not built)."""
-    common = {
-        "activation": keras.activations.serialize(layer.activation),
-        "use_bias": layer.use_bias,
-        "name": layer.name,
-    }
-    if isinstance(layer, keras.layers.Dense):
-        if method == "bbb":
-            return BayesByBackpropDense(layer.units, **common)
-        return HyperDense(layer.units, hypernet=hypernet, mode="scale", **common)
-    conv = {
-        "filters": layer.filters,
-        "kernel_size": layer.kernel_size,
-        "strides": layer.strides,
-        "padding": layer.padding,
-        "dilation_rate": layer.dilation_rate,
-    }
-    if layer.data_format != "channels_last":
-        raise ValueError(
-            f"Layer {layer.name!r}: only channels_last convolutions can be converted."
-        )
-    if method == "bbb":
-        return BayesByBackpropConv2D(**conv, **common)
-    return HyperConv2D(**conv, hypernet=hypernet, mode="scale", **common)
+    hyper, bbb = _counterparts(layer)
+    config = layer.get_config()
+    options = {"name": layer.name}
+    if method == "bbh":
+        options.update(hypernet=hypernet, mode="scale")
+    if isinstance(layer, keras.layers.Embedding):
+        keys = ("input_dim", "output_dim", "mask_zero")
+    elif isinstance(layer, keras.layers.RNN):
+        cell = layer.cell.get_config()
+        keys = ("units", "activation", "recurrent_activation", "use_bias")
+        cell_options = {key: cell[key] for key in keys}
+        cell_options["unit_forget_bias"] = cell["unit_forget_bias"]
+        options.pop("name")
+        new_cell = (hyper if method == "bbh" else bbb)(**cell_options, **options)
+        rnn = {key: config[key] for key in _RNN_OPTIONS}
+        return keras.layers.RNN(new_cell, name=layer.name, **rnn)
+    else:
+        keys = ("activation", "use_bias", "kernel_size", "strides", "padding")
+        keys += ("dilation_rate", "filters", "units", "depth_multiplier")
+    options.update({key: config[key] for key in keys if key in config})
+    return (hyper if method == "bbh" else bbb)(**options)
+
+
+def _trained(layer):
+    """The trained kernel and bias of ``layer`` (None without a bias)."""
+    if isinstance(layer, keras.layers.Embedding):
+        return layer.embeddings.numpy(), None
+    if isinstance(layer, keras.layers.RNN):
+        cell = layer.cell
+        kernel = np.concatenate([cell.kernel.numpy(), cell.recurrent_kernel.numpy()])
+        return kernel, cell.bias.numpy() if cell.use_bias else None
+    return layer.kernel.numpy(), layer.bias.numpy() if layer.use_bias else None
 
 
 def _copy_trained(source, target):
     """The trained kernel and bias of ``source`` as ``target``'s starting
     point: the kernel ``V`` and bias (hyper layer) or the posterior means
     (Bayes by Backprop)."""
-    kernel = source.kernel.numpy()
-    bias = source.bias.numpy() if source.use_bias else None
-    if isinstance(target, (HyperDense, HyperConv2D)):
+    kernel, bias = _trained(source)
+    target = getattr(target, "cell", target)
+    if hasattr(target, "direction"):
         target.direction.assign(kernel)
         if bias is not None:
             target.bias.assign(bias)
@@ -102,9 +158,9 @@ def bayesianize(
         keep the original's names.
 
     Raises:
-        ValueError: a layer with weights in the converted range is neither
-            ``Dense`` nor ``Conv2D`` (its name is given), or the arguments
-            are out of range.
+        ValueError: a layer with weights in the converted range has no
+            Bayesian counterpart (its name is given), or the arguments are
+            out of range.
 
     Example:
 
@@ -131,11 +187,13 @@ def bayesianize(
             )
         weighted = weighted[-last_layers:]
     for layer in weighted:
-        if not isinstance(layer, _CONVERTIBLE):
+        reason = _unsupported(layer)
+        if reason is not None:
             raise ValueError(
                 f"Layer {layer.name!r} ({type(layer).__name__}) has weights "
-                "but no Bayesian counterpart: only Dense and Conv2D are "
-                "converted. Choose `last_layers` to leave it out."
+                f"but cannot be converted: {reason}. Dense, Conv1D, Conv2D, "
+                "DepthwiseConv2D, Embedding and LSTM are. Choose "
+                "`last_layers` to leave it out."
             )
     chosen = {id(layer) for layer in weighted}
     if method == "bbh":

@@ -85,7 +85,8 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
 
     >>> export_saved_model(model, "served/", num_samples=32)
     >>> served = tf.saved_model.load("served/")
-    >>> out = served.signatures["serving_default"](tf.constant(x_test[:5]))
+    >>> serve = served.signatures["serving_default"]
+    >>> out = serve(inputs=tf.constant(x_test[:5]))
     >>> out["mean"].shape, out["std"].shape
     (TensorShape([5, 10]), TensorShape([5, 10]))
     """
@@ -112,9 +113,11 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
         )
         # Non-finite rows are served as NaN with a flag; zeros go through the
         # network in their place, so they cannot touch the other rows.
-        finite = tf.reduce_all(
-            tf.math.is_finite(tf.reshape(inputs, [tf.shape(inputs)[0], -1])), axis=1
-        )
+        rows = tf.reshape(inputs, [tf.shape(inputs)[0], -1])
+        if inputs.dtype.is_floating:
+            finite = tf.reduce_all(tf.math.is_finite(rows), axis=1)
+        else:
+            finite = tf.ones(tf.shape(rows)[:1], tf.bool)
         per_row = tf.reshape(finite, [-1] + [1] * len(row_shape))
         inputs = tf.where(per_row, inputs, tf.zeros_like(inputs))
         samples = _samples(model, inputs, num_samples)
@@ -142,6 +145,8 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     archive.add_endpoint(
         name="serving_default",
         fn=serve,
-        input_signature=[tf.TensorSpec(model.input_shape_, tf.float32, name="inputs")],
+        input_signature=[
+            tf.TensorSpec(model.input_shape_, model.input_dtype_, name="inputs")
+        ],
     )
     archive.write_out(str(path), verbose=False)

@@ -36,6 +36,11 @@ class HyperLayer(keras.layers.Layer):
             (``bbh_tf.sharing``).
     """
 
+    # Whether ``call`` handles one copy of the batch shared by all draws
+    # (``bbh_tf.injection.input_shared_by_draws``); a subclass that does
+    # sets it, and prediction then runs the layers before it once.
+    accepts_shared_input = False
+
     def __init__(self, hypernet=None, **kwargs):
         super().__init__(**kwargs)
         # Whether the layer made its own default hypernetwork (which a

@@ -17,11 +17,11 @@ import math
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, _conv
+from bbh_tf import _checks
 from bbh_tf.hyper_layer import HyperLayer
 from bbh_tf.injection import input_shared_by_draws
 
-__all__ = ["HyperConv2D", "HyperDense", "HyperLayer", "repeat_for_draws"]
+__all__ = ["HyperDense", "HyperLayer", "LinearHyperLayer", "repeat_for_draws"]
 
 _MODES = ("scale", "weight_norm", "full")
 _NORM_EPSILON = 1e-12
@@ -70,8 +70,8 @@ def _scale_per_draw(outputs, scales, bias, direction=None):
     the product itself, shared by all draws, runs once.
     """
     if direction is not None:
-        axes = list(range(len(direction.shape) - 1))
-        norm = tf.sqrt(tf.reduce_sum(tf.square(direction), axis=axes) + _NORM_EPSILON)
+        columns = tf.reshape(direction, (-1, scales.shape[-1]))
+        norm = tf.sqrt(tf.reduce_sum(tf.square(columns), axis=0) + _NORM_EPSILON)
         scales = scales / norm
     scaled = _split_draws(outputs, tf.shape(scales)[0]) * scales[:, None, :]
     if bias is not None:
@@ -79,14 +79,18 @@ def _scale_per_draw(outputs, scales, bias, direction=None):
     return tf.reshape(scaled, tf.shape(outputs))
 
 
-class _LinearHyperLayer(HyperLayer):
-    """A linear map (dense, convolution) with the three modes of generation.
+class LinearHyperLayer(HyperLayer):
+    """A linear map (dense, convolution, embedding, recurrent) with the three
+    modes of generation.
 
-    Subclasses set ``self.kernel_shape`` (output units last) in ``build``
-    before calling :meth:`_build_weights`, and give :meth:`_linear` (the map
-    with one shared kernel) and :meth:`_features` (the inputs as rows of the
-    flattened kernel's input, for per-draw kernels).
+    Subclasses set ``self.kernel_shape`` in ``build`` before calling
+    :meth:`_build_weights`, and give :meth:`_linear` (the map with one
+    shared kernel) and either :meth:`_features` (the inputs as rows of the
+    kernel reshaped to ``(-1, output_units)``, for per-draw kernels) or
+    their own :meth:`_per_draw`.
     """
+
+    accepts_shared_input = True
 
     def __init__(
         self,
@@ -111,8 +115,20 @@ class _LinearHyperLayer(HyperLayer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
 
+    @property
+    def output_units(self):
+        """Output channels of the map: the scales' and the bias's length."""
+        return self.kernel_shape[-1]
+
+    def _initial_kernel(self, shape, dtype=None):
+        """Where the kernel ``V`` (full mode: its posterior mean) starts."""
+        return self.kernel_initializer(shape, dtype)
+
+    def _initial_bias(self, shape, dtype=None):
+        return self.bias_initializer(shape, dtype)
+
     def _build_weights(self):
-        units = self.kernel_shape[-1]
+        units = self.output_units
         if self.mode == "full":
             size = math.prod(self.kernel_shape)
             self.add_generated_values(
@@ -128,23 +144,23 @@ class _LinearHyperLayer(HyperLayer):
         self.direction = self.add_weight(
             name="direction",
             shape=self.kernel_shape,
-            initializer=self.kernel_initializer,
+            initializer=self._initial_kernel,
             regularizer=self.kernel_regularizer,
         )
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
                 shape=(units,),
-                initializer=self.bias_initializer,
+                initializer=self._initial_bias,
                 regularizer=self.bias_regularizer,
             )
 
     def _initial_kernel_and_bias(self, shape, dtype=None):
         """Full mode's posterior means at the start: the layer's initializers
         of kernel and bias, flattened."""
-        parts = [tf.reshape(self.kernel_initializer(self.kernel_shape, dtype), [-1])]
+        parts = [tf.reshape(self._initial_kernel(self.kernel_shape, dtype), [-1])]
         if self.use_bias:
-            parts.append(self.bias_initializer((self.kernel_shape[-1],), dtype))
+            parts.append(self._initial_bias((self.output_units,), dtype))
         return tf.concat(parts, axis=0)
 
     def _linear(self, inputs, kernel):
@@ -153,16 +169,25 @@ class _LinearHyperLayer(HyperLayer):
     def _features(self, inputs):
         raise NotImplementedError
 
+    def _per_draw(self, inputs, kernel, bias, shared):
+        """Full mode: the map with draw ``d``'s kernel (``kernel[d]``, flat)
+        and bias on the rows of draw ``d``."""
+        kernel = tf.reshape(kernel, (tf.shape(kernel)[0], -1, self.output_units))
+        return _per_draw_affine(self._features(inputs), kernel, bias, shared)
+
     def call(self, inputs):
-        values = self.generated_values()
         # Prediction may hand the first hyper layer one copy of the batch for
         # all draws (see BayesByHypernet._sample_batch).
         shared = input_shared_by_draws(self)
+        return self.activation(self._affine(inputs, self.generated_values(), shared))
+
+    def _affine(self, inputs, values, shared=False):
+        """The map's output before the activation, with generated ``values``
+        ``(draws, num_generated)``."""
         if self.mode == "full":
-            size, units = math.prod(self.kernel_shape), self.kernel_shape[-1]
-            kernel = tf.reshape(values[:, :size], (-1, size // units, units))
+            size = math.prod(self.kernel_shape)
             bias = values[:, size:] if self.use_bias else None
-            outputs = _per_draw_affine(self._features(inputs), kernel, bias, shared)
+            outputs = self._per_draw(inputs, values[:, :size], bias, shared)
         else:
             product = self._linear(inputs, self.direction)
             if shared:
@@ -174,7 +199,7 @@ class _LinearHyperLayer(HyperLayer):
                 self.bias if self.use_bias else None,
                 direction=self.direction if self.mode == "weight_norm" else None,
             )
-        return self.activation(outputs)
+        return outputs
 
     def get_config(self):
         config = super().get_config()
@@ -197,7 +222,7 @@ class _LinearHyperLayer(HyperLayer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperDense(_LinearHyperLayer):
+class HyperDense(LinearHyperLayer):
     """Densely connected layer with hypernetwork-generated weights.
 
     Which values the hypernetwork generates (``mode``):
@@ -216,15 +241,18 @@ class HyperDense(_LinearHyperLayer):
 
     Args:
         units: Number of output units, >= 1.
-        hypernet: The shared :class:`HyperNetwork` (required).
+        hypernet: The shared :class:`HyperNetwork`; default None (see
+            :class:`HyperLayer`).
         mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
         activation: Activation function. Default: linear.
         use_bias: Whether the layer adds a bias.
-        kernel_initializer, bias_initializer: Initializers of the
-            point-estimate kernel ``V`` and bias; in ``full`` mode, where the
-            posterior means start.
-        kernel_regularizer, bias_regularizer: Regularizers of ``V`` and the
-            bias (``scale`` and ``weight_norm`` modes).
+        kernel_initializer: Initializer of the point-estimate kernel ``V``;
+            in ``full`` mode, where the kernel's posterior mean starts.
+        bias_initializer: The same for the bias.
+        kernel_regularizer: Regularizer of ``V`` (``scale`` and
+            ``weight_norm`` modes).
+        bias_regularizer: Regularizer of the bias (the same modes).
+        **kwargs: The base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
 
@@ -240,8 +268,30 @@ class HyperDense(_LinearHyperLayer):
     (batch, 10)
     """
 
-    def __init__(self, units, hypernet=None, **kwargs):
-        super().__init__(hypernet=hypernet, **kwargs)
+    def __init__(
+        self,
+        units,
+        hypernet=None,
+        mode="scale",
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            hypernet=hypernet,
+            mode=mode,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            **kwargs,
+        )
         self.units = _checks.positive_int("units", units)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
@@ -262,73 +312,3 @@ class HyperDense(_LinearHyperLayer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
-
-
-@keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperConv2D(_conv.Conv2DLayer, _LinearHyperLayer):
-    """2-D convolution with hypernetwork-generated weights (channels last).
-
-    The modes are those of :class:`HyperDense`. ``mode="scale"`` (default):
-    filter ``f`` is ``g_f * V_f``, ``mode="weight_norm"``: ``g_f * V_f /
-    ||V_f||`` with the norm over the filter's ``(kh, kw, in_channels)``
-    entries; the scales ``g`` (one per output filter) are generated, the
-    kernel ``V`` and the bias are point estimates, and the convolution with
-    ``V`` runs once for all draws. ``mode="full"``: kernel and bias are
-    generated (``kh * kw * in_channels * filters + filters`` values); each
-    draw's kernel is applied to the image patches of its rows in one batched
-    matrix product.
-
-    Args:
-        filters: Number of output channels, >= 1.
-        kernel_size: Integer or pair ``(kh, kw)``.
-        hypernet: The shared :class:`HyperNetwork` (required).
-        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
-        strides: Integer or pair. Default 1.
-        padding: ``"valid"`` (default) or ``"same"``.
-        dilation_rate: Integer or pair. Default 1 (not with strides > 1).
-        data_format: ``"channels_last"`` (or None); the only one supported.
-        activation, use_bias, kernel_initializer, bias_initializer,
-        kernel_regularizer, bias_regularizer: as for :class:`HyperDense`.
-
-    Input shape ``(batch, height, width, channels)``, output
-    ``(batch, new_height, new_width, filters)``.
-
-    Example:
-
-    >>> hypernet = bbh_tf.HyperNetwork()
-    >>> net = keras.Sequential([
-    ...     keras.Input((28, 28, 1)),
-    ...     bbh_tf.HyperConv2D(20, 5, activation="relu", hypernet=hypernet),
-    ...     keras.layers.MaxPooling2D(),
-    ...     keras.layers.Flatten(),
-    ...     bbh_tf.HyperDense(10, activation="softmax", hypernet=hypernet),
-    ... ])
-    >>> net(x).shape
-    (batch, 10)
-    """
-
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        hypernet=None,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(hypernet=hypernet, **kwargs)
-        self._init_conv(
-            filters, kernel_size, strides, padding, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_weights()
-
-    def _features(self, inputs):
-        return self.spec.patches(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}

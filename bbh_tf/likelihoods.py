@@ -149,7 +149,8 @@ class StudentTLikelihood(Likelihood):
 
     Args:
         df: Degrees of freedom, > 2 (so the variance is finite). Default 4.
-        scale, min_scale: as for :class:`GaussianLikelihood`.
+        scale: As for :class:`GaussianLikelihood`.
+        min_scale: As for :class:`GaussianLikelihood`.
 
     Example:
 

@@ -204,13 +204,14 @@ def claim_hypernets(hypernets, owner):
 def shared_input_layer(network):
     """The hyper layer of ``network`` that can take one copy of a prediction
     batch for all draws, or None: the first hyper layer of a Sequential
-    network (everything before it sees the batch once, at ``training=False``,
+    network, if it ``accepts_shared_input`` (everything before it sees the batch once, at ``training=False``,
     and everything after it one group of rows per draw)."""
     if not isinstance(network, keras.Sequential):
         return None
     for layer in network.layers:
         if isinstance(layer, HyperLayer):
-            return layer
+            # Only layers written for it expand a shared batch themselves.
+            return layer if layer.accepts_shared_input else None
         if any(
             isinstance(inner, HyperLayer)
             for inner in layer._flatten_layers(include_self=False)

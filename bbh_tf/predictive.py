@@ -85,10 +85,22 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         input_shape = (None,) + tuple(input_shape)[1:]
         if not self.network.built:
             # A symbolic call builds every sub-layer, whatever kind of model.
-            self.network(keras.KerasTensor(input_shape))
+            self.network(keras.KerasTensor(input_shape, dtype=self.input_dtype_))
         self._build_extra(input_shape)
         self.input_shape_ = input_shape
         self.built = True
+
+    @property
+    def input_dtype_(self):
+        """The dtype of the network's input: its ``keras.Input``'s (e.g.
+        ``"int32"`` for token ids), else ``"float32"``."""
+        try:
+            inputs = self.network.inputs
+        except (AttributeError, ValueError):
+            inputs = None
+        if inputs and len(inputs) == 1:
+            return keras.backend.standardize_dtype(inputs[0].dtype)
+        return "float32"
 
     def _build_extra(self, input_shape):
         """Build what the subclass adds to the network."""
@@ -122,7 +134,9 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
 
         All draws run in one vectorised pass (see :meth:`_sample_batch`).
         """
-        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype.is_floating:
+            inputs = tf.cast(inputs, self.compute_dtype)
         outputs = self._sample_batch(inputs, num_samples, **kwargs)
         return tf.reshape(
             outputs,
@@ -194,7 +208,9 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         batch_size = _checks.positive_int("batch_size", batch_size)
         kind = "samples" if self.likelihood is not None else "moments"
         outputs, targets = [], []
-        for batch, labels in batches.iterate(x, self.input_shape_, batch_size, y=y):
+        for batch, labels in batches.iterate(
+            x, self.input_shape_, batch_size, y=y, dtype=self.input_dtype_
+        ):
             if labels is None:
                 raise ValueError(
                     "`y` (or the (x, y) elements of `x`) must give the targets."
@@ -217,7 +233,9 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
         results = None
-        for batch, _ in batches.iterate(x, self.input_shape_, batch_size):
+        for batch, _ in batches.iterate(
+            x, self.input_shape_, batch_size, dtype=self.input_dtype_
+        ):
             if not self.built:
                 self.build(batch.shape)
             per_pass = draws_per_pass(num_samples, len(batch), batch.shape[1:])

@@ -54,9 +54,10 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
 
     Args:
         path: A ``.keras`` file written by ``model.save``.
-        custom_objects, compile, safe_mode: As for
-            ``keras.models.load_model`` (``safe_mode=True`` refuses configs
-            that would run arbitrary code).
+        custom_objects: As for ``keras.models.load_model``.
+        compile: As for ``keras.models.load_model``.
+        safe_mode: As for ``keras.models.load_model``: True refuses
+            configs that would run arbitrary code.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.

@@ -27,14 +27,15 @@ class SecondOptimizer:
                 )
 
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", discriminator_optimizer="adam", **kwargs):
-        """Configure training. ``discriminator_optimizer`` trains the KL
-        estimator's own weights (the adversarial estimator's discriminator;
-        other estimators have none).
-
-        Takes every argument of ``keras.Model.compile``.
+    def compile(
+        self, optimizer="adam", *args, discriminator_optimizer="adam", **kwargs
+    ):
+        """Configure training, as ``keras.Model.compile`` (same arguments,
+        same order). ``discriminator_optimizer`` (keyword only) trains the
+        KL estimator's own weights (the adversarial estimator's
+        discriminator; other estimators have none).
         """
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer, *args, **kwargs)
         self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
         if self.discriminator_optimizer is self.optimizer:
             raise ValueError(

@@ -121,7 +121,9 @@ class GuardedFit:
         arguments = _bound_arguments(keras.Model.evaluate, self, args, kwargs)
         validation.batch_size(arguments.get("batch_size"))
         if validation.is_array(arguments.get("x")) and not self.built:
-            self.build(validation.inputs(arguments["x"], None).shape)
+            self.build(
+                validation.inputs(arguments["x"], None, dtype=self.input_dtype_).shape
+            )
         validation.data(
             self, arguments.get("x"), arguments.get("y"), arguments.get("sample_weight")
         )

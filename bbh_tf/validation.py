@@ -75,8 +75,10 @@ def check_finite(name, array):
         raise ValueError(f"`{name}` contains NaN or infinite values.")
 
 
-def inputs(x, input_shape, name="x"):
-    """``x`` as a float32 array, or an error naming what is wrong.
+def inputs(x, input_shape, name="x", dtype="float32"):
+    """``x`` as a float32 array (an integer one for a model whose input
+    ``dtype`` is an integer type, e.g. token ids), or an error naming what
+    is wrong.
 
     ``input_shape``: the model's ``(None, ...)`` input shape, or None when
     not built yet.
@@ -101,6 +103,8 @@ def inputs(x, input_shape, name="x"):
             f"`{name}` must hold at least one example, got shape {x.shape}."
         )
     check_finite(name, x)
+    if np.dtype(dtype).kind in "iu":
+        return _integers(name, x, dtype)
     with np.errstate(over="ignore"):  # reported below, by name
         converted = x.astype(np.float32, copy=False)
     if converted is not x and not np.all(np.isfinite(converted)):
@@ -108,6 +112,19 @@ def inputs(x, input_shape, name="x"):
             f"`{name}` holds values beyond float32's range (about 3.4e38)."
         )
     return converted
+
+
+def _integers(name, x, dtype):
+    """``x`` as ``dtype`` integers (indices), refusing fractions."""
+    if x.dtype.kind == "f" and not np.all(x == np.round(x)):
+        raise ValueError(
+            f"`{name}` must hold integers (the model's input is {dtype}), got "
+            "fractional values."
+        )
+    info = np.iinfo(dtype)
+    if x.size and (x.min() < info.min or x.max() > info.max):
+        raise ValueError(f"`{name}` holds values outside the range of {dtype}.")
+    return x.astype(dtype, copy=False)
 
 
 def per_example(name, values, num_examples, what):
@@ -204,7 +221,7 @@ def data(model, x, y=None, sample_weight=None):
     anything else passes to Keras unchanged."""
     if not is_array(x):
         return
-    x = inputs(x, model.input_shape_)
+    x = inputs(x, model.input_shape_, dtype=model.input_dtype_)
     if y is not None:
         targets(y, len(x), sparse_classes(model))
         output_shape = elementwise_output_shape(model)
@@ -234,7 +251,9 @@ def fit_data(model, arguments):
     x_val, y_val, *weights = validation
     if not is_array(x_val):
         return
-    x_val = inputs(x_val, model.input_shape_, name="validation_data[0]")
+    x_val = inputs(
+        x_val, model.input_shape_, name="validation_data[0]", dtype=model.input_dtype_
+    )
     targets(y_val, len(x_val), sparse_classes(model), name="validation_data[1]")
     if weights and weights[0] is not None:
         sample_weights(weights[0], len(x_val), name="validation_data[2]")

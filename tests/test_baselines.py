@@ -343,7 +343,7 @@ def test_bayes_by_backprop_rejects_bad_arguments(kwargs, error, match):
 
 def test_bayes_by_backprop_needs_bayesian_layers():
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="no BayesByBackpropDense"):
+    with pytest.raises(ValueError, match="no Bayes by Backprop layers"):
         bbh_tf.BayesByBackprop(plain, num_examples=10).build((None, 3))
 
 

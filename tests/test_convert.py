@@ -80,22 +80,97 @@ def test_a_functional_convolutional_network_converts():
     np.testing.assert_allclose(mean, cnn.predict(x, verbose=0), atol=0.02)
 
 
+def _sequence_classifier():
+    """A trained functional network of every convertible sequence layer."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 30, size=(64, 12)).astype("int32")
+    y = (x[:, :6].sum(1) > x[:, 6:].sum(1)).astype("int64")
+    inputs = keras.Input((12,), dtype="int32")
+    hidden = keras.layers.Embedding(30, 8, mask_zero=True)(inputs)
+    hidden = keras.layers.Conv1D(8, 3, padding="causal", activation="relu")(hidden)
+    hidden = keras.layers.LSTM(10, return_sequences=True)(hidden)
+    hidden = keras.layers.RNN(keras.layers.LSTMCell(6))(hidden)
+    outputs = keras.layers.Dense(2, activation="softmax")(hidden)
+    net = keras.Model(inputs, outputs)
+    net.compile("adam", "sparse_categorical_crossentropy")
+    net.fit(x, y, epochs=2, verbose=0)
+    return net, x, y
+
+
+def _image_classifier():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(1).normal(size=(32, 8, 8, 3)).astype("float32")
+    y = (x.mean((1, 2, 3)) > 0).astype("int64")
+    net = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu"),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    net.compile("adam", "sparse_categorical_crossentropy")
+    net.fit(x, y, epochs=1, verbose=0)
+    return net, x, y
+
+
+@pytest.mark.parametrize("method", ["bbh", "bbb"])
+@pytest.mark.parametrize(
+    "make, kinds",
+    [
+        (
+            _sequence_classifier,
+            ["Embedding", "Conv1D", "LSTMCell", "LSTMCell", "Dense"],
+        ),
+        (_image_classifier, ["DepthwiseConv2D", "Conv2D", "Dense"]),
+    ],
+)
+def test_every_layer_kind_converts_with_its_training(make, kinds, method):
+    net, x, y = make()
+    model = bbh_tf.bayesianize(net, num_examples=len(x), method=method)
+    prefix = "Hyper" if method == "bbh" else "BayesByBackprop"
+    converted = [
+        type(getattr(layer, "cell", layer)).__name__
+        for layer in model.network.layers
+        if layer.weights
+    ]
+    assert converted == [prefix + kind for kind in kinds]
+    mean, std = model.predict_distribution(x, num_samples=20)
+    np.testing.assert_allclose(mean, net.predict(x, verbose=0), atol=0.03)
+    assert (std > 0).any()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [
         (
             lambda net: bbh_tf.bayesianize(
                 keras.Sequential(
+                    [keras.Input((5, 2)), keras.layers.GRU(4), keras.layers.Dense(2)]
+                ),
+                10,
+            ),
+            ValueError,
+            "Layer 'gru' \\(GRU\\) has weights but cannot be converted: no "
+            "Bayesian counterpart",
+        ),
+        (
+            lambda net: bbh_tf.bayesianize(
+                keras.Sequential(
                     [
-                        keras.Input((5,)),
-                        keras.layers.Embedding(10, 4),
+                        keras.Input((5, 2)),
+                        keras.layers.LSTM(4, dropout=0.2, name="tagger"),
                         keras.layers.Dense(2),
                     ]
                 ),
                 10,
             ),
             ValueError,
-            "Layer 'embedding' \\(Embedding\\) has weights but no Bayesian counterpart",
+            "Layer 'tagger' .*an LSTM with dropout",
         ),
         (
             lambda net: bbh_tf.bayesianize(net, 10, last_layers=3),

@@ -1,8 +1,11 @@
-"""The documentation's data folder holds exactly what the pages reference.
+"""The documentation: the site builds without a warning, and its data
+folder holds exactly what the pages reference.
 
-Every ``docs/runs/...`` path a page names (templates such as ``seedS``,
-``seed{0,1}`` and ``<method>`` expanded) exists, and every entry directly
-under ``docs/runs/`` is named by some page.
+``mkdocs build --strict`` (mkdocs.yml: the pages and the API reference
+generated from the docstrings) passes. Every ``docs/runs/...`` path a page
+names (templates such as ``seedS``, ``seed{0,1}`` and ``<method>``
+expanded) exists, and every entry directly under ``docs/runs/`` is named by
+some page.
 """
 
 import fnmatch
@@ -10,6 +13,8 @@ import glob
 import itertools
 import os
 import re
+import subprocess
+import sys
 
 from conftest import REPO
 
@@ -58,3 +63,19 @@ def test_every_run_is_referenced():
         if not any(fnmatch.fnmatch(entry, name) for name in named)
     ]
     assert not unreferenced, unreferenced
+
+
+def test_the_site_builds_strict(tmp_path):
+    # Strict: a broken link, a missing page or a docstring that names an
+    # argument the signature lacks fails the build.
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "reference" / "index.html").exists()

@@ -349,3 +349,28 @@ def test_model_with_noise_per_chunk_trains_predicts_and_saves(mode, tmp_path):
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert all(layer.hypernet.noise_per_chunk for layer in loaded.hyper_layers)
     assert loaded.predict_distribution(x[:5], num_samples=8)[0].shape == (5, 3)
+
+
+@keras.saving.register_keras_serializable(package="bbh_tf_tests")
+class _HyperScale(bbh_tf.HyperLayer):
+    """A user's own hyper layer: every input feature times a generated scale."""
+
+    def build(self, input_shape):
+        self.features = int(input_shape[-1])
+        self.add_generated_values(self.features, initial_mean="ones")
+
+    def call(self, inputs):
+        scales = self.generated_values()
+        grouped = tf.reshape(inputs, tf.stack([tf.shape(scales)[0], -1, self.features]))
+        return tf.reshape(grouped * scales[:, None, :], tf.shape(inputs))
+
+
+def test_a_users_hyper_layer_first_in_a_sequential_network_predicts():
+    # The first hyper layer of a Sequential network gets one copy of a
+    # prediction batch only if it says it can expand it; a user's cannot.
+    net = keras.Sequential([keras.Input((5,)), _HyperScale(), bbh_tf.HyperDense(2)])
+    model = bbh_tf.BayesByHypernet(net, num_examples=10)
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype("float32")
+    mean, std = model.predict_distribution(x, num_samples=6)
+    assert mean.shape == std.shape == (7, 2)
+    assert np.isfinite(mean).all() and (std > 0).all()

@@ -122,3 +122,78 @@ def test_a_nan_batch_is_skipped_under_loss_scaling(policy):
     assert history["non_finite_steps"] == [8]
     for a, v in zip(before, model.trainable_variables):
         np.testing.assert_array_equal(a, v.numpy())
+
+
+def _ids(n):
+    return np.random.default_rng(0).integers(0, 3000, size=(n, 5)).astype("int32")
+
+
+# Every public layer with an input for it. The embedding's vocabulary is
+# larger than float16 counts exactly (2048): ids must not pass through it.
+LAYERS = [
+    (lambda: bbh_tf.HyperDense(3), lambda n: np.ones((n, 4), "float32")),
+    (lambda: bbh_tf.HyperConv1D(3, 2), lambda n: np.ones((n, 5, 2), "float32")),
+    (lambda: bbh_tf.HyperConv2D(3, 2), lambda n: np.ones((n, 4, 4, 2), "float32")),
+    (
+        lambda: bbh_tf.HyperDepthwiseConv2D(2, mode="full"),
+        lambda n: np.ones((n, 4, 4, 2), "float32"),
+    ),
+    (lambda: bbh_tf.HyperEmbedding(3000, 3), _ids),
+    (
+        lambda: keras.layers.RNN(bbh_tf.HyperLSTMCell(3)),
+        lambda n: np.ones((n, 5, 2), "float32"),
+    ),
+    (lambda: bbh_tf.BayesByBackpropDense(3), lambda n: np.ones((n, 4), "float32")),
+    (
+        lambda: bbh_tf.BayesByBackpropConv1D(3, 2),
+        lambda n: np.ones((n, 5, 2), "float32"),
+    ),
+    (
+        lambda: bbh_tf.BayesByBackpropConv2D(3, 2),
+        lambda n: np.ones((n, 4, 4, 2), "float32"),
+    ),
+    (
+        lambda: bbh_tf.BayesByBackpropDepthwiseConv2D(2),
+        lambda n: np.ones((n, 4, 4, 2), "float32"),
+    ),
+    (lambda: bbh_tf.BayesByBackpropEmbedding(3000, 3), _ids),
+    (
+        lambda: keras.layers.RNN(bbh_tf.BayesByBackpropLSTMCell(3)),
+        lambda n: np.ones((n, 5, 2), "float32"),
+    ),
+]
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
+@pytest.mark.parametrize("make, data", LAYERS, ids=lambda f: "")
+def test_every_layer_computes_in_the_global_policy(policy, make, data):
+    layer = make()
+    out = layer(data(4))
+    assert out.dtype == policy.split("_")[1]
+    assert np.all(np.isfinite(np.asarray(out, "float32")))
+    assert all(v.dtype == "float32" for v in layer.weights)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_an_exported_mixed_precision_model_serves_float32(policy, tmp_path):
+    keras.utils.set_random_seed(0)
+    x = _ids(64)
+    y = (x[:, 0] > 1500).astype("int64")
+    net = keras.Sequential(
+        [
+            keras.Input((5,), dtype="int32"),
+            bbh_tf.HyperEmbedding(3000, 4),
+            keras.layers.RNN(bbh_tf.HyperLSTMCell(4)),
+            bbh_tf.HyperDense(2),
+            keras.layers.Activation("softmax", dtype="float32"),
+        ]
+    )
+    model = bbh_tf.BayesByHypernet(net, num_examples=len(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    bbh_tf.export_saved_model(model, str(tmp_path), num_samples=4)
+    served = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
+    outputs = served(inputs=tf.constant(x[:3]))
+    for name in ("mean", "std", "entropy", "mutual_information"):
+        assert outputs[name].dtype == tf.float32
+    np.testing.assert_allclose(outputs["mean"].numpy().sum(1), 1.0, atol=1e-3)

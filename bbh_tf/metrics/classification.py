@@ -224,7 +224,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
 
     Args:
         num_bins: Number of bins, >= 1. Default 15.
-        name, dtype: As for any Keras metric.
+        name: As for any Keras metric.
+        dtype: As for any Keras metric.
 
     Example:
 
