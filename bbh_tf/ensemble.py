@@ -57,7 +57,11 @@ class DeepEnsemble(PredictiveModel):
             return
         for member in self.members:
             if not member.built:
-                member(keras.KerasTensor((None,) + tuple(input_shape)[1:]))
+                member(
+                    keras.KerasTensor(
+                        (None,) + tuple(input_shape)[1:], dtype=self.input_dtype_
+                    )
+                )
         super().build(input_shape)
 
     def _outputs(self, inputs, training=None):

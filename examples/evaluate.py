@@ -43,7 +43,7 @@ from method_names import TITLES  # noqa: E402
 import bbh_tf  # noqa: E402
 from bbh_tf import metrics  # noqa: E402
 
-METHODS = ("bbh", "ml", "mc_dropout", "bbb")
+METHODS = ("bbh", "ml", "mc_dropout", "bbb", "deep_ensemble")
 ANGLES = tuple(range(0, 181, 15))
 EPSILONS = tuple(np.round(np.arange(0, 0.401, 0.05), 2))
 SPLIT_CLASSES = (0, 1, 2, 3, 4)
@@ -102,7 +102,12 @@ def shaped(model, images):
 
 def draws(model, images):
     """Per-draw class probabilities ``(S, n, 10)`` (one draw for ML)."""
-    num = 1 if isinstance(model, bbh_tf.MaximumLikelihood) else FLAGS.num_samples
+    if isinstance(model, bbh_tf.MaximumLikelihood):
+        num = 1
+    elif isinstance(model, bbh_tf.DeepEnsemble):
+        num = model.num_members  # draw d is member d mod num_members
+    else:
+        num = FLAGS.num_samples
     return model.predict_samples(shaped(model, images), num_samples=num, batch_size=250)
 
 

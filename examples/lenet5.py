@@ -1,4 +1,4 @@
-"""MNIST with LeNet-5 for all four methods (the later version of the paper).
+"""MNIST with LeNet-5 for every method (the later version of the paper).
 
 LeNet-5 as in the paper's later version: conv 5x5x20, max-pool 2, conv
 5x5x50, max-pool 2, dense 500, dense 10 (ReLU). Each method builds it from

@@ -5,4 +5,5 @@ TITLES = {
     "ml": "Maximum likelihood",
     "mc_dropout": "MC dropout",
     "bbb": "Bayes by Backprop",
+    "deep_ensemble": "Deep ensemble",
 }

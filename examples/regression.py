@@ -89,9 +89,6 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_float("dropout_rate", 0.05, "mc_dropout: the dropout rate.")
 flags.DEFINE_integer(
-    "ensemble_members", 5, "deep_ensemble: the members.", lower_bound=2
-)
-flags.DEFINE_integer(
     "num_samples", 100, "Posterior draws per test input.", lower_bound=1
 )
 flags.DEFINE_string("output", "runs/regression.json", "Where the JSON goes.")

@@ -106,6 +106,9 @@ flags.DEFINE_bool(
     "value is independent.",
 )
 flags.DEFINE_integer(
+    "ensemble_members", 5, "deep_ensemble: the members.", lower_bound=2
+)
+flags.DEFINE_integer(
     "hypernet_output_dim", 256, "Bayes by Hypernet: values generated per chunk."
 )
 flags.DEFINE_integer(
