@@ -10,22 +10,22 @@ import numbers
 import numpy as np
 
 
+def _int_at_least(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
 def positive_int(name, value):
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value}.")
-    return int(value)
+    return _int_at_least(name, value, 1)
 
 
 def non_negative_int(name, value):
     """Return ``value`` as an int, or raise if it is not an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= 0, got {value!r}.")
-    if value < 0:
-        raise ValueError(f"`{name}` must be an integer >= 0, got {value}.")
-    return int(value)
+    return _int_at_least(name, value, 0)
 
 
 def boolean(name, value):

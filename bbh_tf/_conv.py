@@ -56,15 +56,6 @@ class ConvSpec(
             "dilation_rate": list(self.dilation_rate),
         }
 
-    def check_input(self, layer_name, input_shape):
-        """The input channels of a ``(batch, height, width, channels)`` shape."""
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"{layer_name} expects inputs of shape (batch, height, width, "
-                f"channels), got {tuple(input_shape)}."
-            )
-        return _checks.known_last_dim(layer_name, input_shape)
-
     def conv(self, inputs, kernel):
         """``inputs`` ``(batch, h, w, c)`` convolved with ``kernel``
         ``(kh, kw, c, filters)``."""
@@ -123,26 +114,51 @@ def _output_length(length, kernel, stride, dilation, padding):
 
 
 class Conv2DLayer:
-    """Mixin of a 2-D convolutional layer with a ``kernel_shape`` kernel.
+    """Mixin of a 2-D convolutional layer: the arguments of Keras' ``Conv2D``
+    (checked once, in :class:`ConvSpec`), ``build``, the convolution as the
+    layer's ``_linear``, output shape and config. The layer's base class
+    (``LinearHyperLayer`` or ``BayesByBackpropLayer``) gives
+    ``_build_parameters`` and the rest of the config."""
 
-    Keeps ``filters`` and the checked :class:`ConvSpec`, and gives the
-    layer's ``_linear`` (the convolution), output shape and config. The
-    layer calls :meth:`_init_conv` in ``__init__`` and sets
-    ``self.kernel_shape = self._conv_kernel_shape(input_shape)`` in ``build``.
-    """
+    ndim = 4
+    input_form = "(batch, height, width, channels)"
 
-    def _init_conv(
-        self, filters, kernel_size, strides, padding, dilation_rate, data_format
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        data_format=None,
+        **kwargs,
     ):
-        self.filters = _checks.positive_int("filters", filters)
-        self.spec = ConvSpec.checked(
+        super().__init__(**kwargs)
+        self.filters = (
+            None if filters is None else _checks.positive_int("filters", filters)
+        )
+        self.spec = self._checked_spec(
             kernel_size, strides, padding, dilation_rate, data_format
         )
-        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.input_spec = keras.layers.InputSpec(ndim=self.ndim)
 
-    def _conv_kernel_shape(self, input_shape):
-        channels = self.spec.check_input(self.name, input_shape)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+    def _checked_spec(self, kernel_size, strides, padding, dilation_rate, data_format):
+        return ConvSpec.checked(
+            kernel_size, strides, padding, dilation_rate, data_format
+        )
+
+    def build(self, input_shape):
+        if len(input_shape) != self.ndim:
+            raise ValueError(
+                f"{self.name} expects inputs of shape {self.input_form}, got "
+                f"{tuple(input_shape)}."
+            )
+        channels = _checks.known_last_dim(self.name, input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=self.ndim, axes={-1: channels})
+        self.kernel_shape = self._kernel_shape(channels)
+        self._build_parameters()
+
+    def _kernel_shape(self, channels):
         return self.spec.kernel_size + (channels, self.filters)
 
     def _linear(self, inputs, kernel):
@@ -151,11 +167,19 @@ class Conv2DLayer:
     def _patches(self, inputs):
         return self.spec.patches(inputs)
 
+    def _features(self, inputs):
+        # A hyper layer's full mode: the image patches are the rows that
+        # each draw's flattened kernel multiplies.
+        return self._patches(inputs)
+
     def compute_output_shape(self, input_shape):
         return self.spec.output_shape(input_shape, self.filters)
 
     def _conv_config(self):
         return {"filters": self.filters, **self.spec.config()}
+
+    def get_config(self):
+        return {**super().get_config(), **self._conv_config()}
 
 
 def _single_int(name, value):
@@ -165,33 +189,26 @@ def _single_int(name, value):
     return _checks.positive_int(name, value)
 
 
-class Conv1DLayer:
+class Conv1DLayer(Conv2DLayer):
     """Mixin of a 1-D convolutional layer, inputs ``(batch, steps, channels)``,
-    kernel ``(k, channels, filters)``; ``padding`` may also be ``"causal"``
-    (the output at step ``t`` sees steps ``<= t`` only)."""
+    kernel ``(k, channels, filters)``: a 2-D convolution over a height of 1.
+    ``padding`` may also be ``"causal"`` (the output at step ``t`` sees
+    steps ``<= t`` only)."""
 
-    def _init_conv(
-        self, filters, kernel_size, strides, padding, dilation_rate, data_format
-    ):
-        self.filters = _checks.positive_int("filters", filters)
+    ndim = 3
+    input_form = "(batch, steps, channels)"
+
+    def _checked_spec(self, kernel_size, strides, padding, dilation_rate, data_format):
         self.causal = isinstance(padding, str) and padding.lower() == "causal"
-        self.spec = ConvSpec.checked(
+        return ConvSpec.checked(
             (1, _single_int("kernel_size", kernel_size)),
             (1, _single_int("strides", strides)),
             "valid" if self.causal else padding,
             (1, _single_int("dilation_rate", dilation_rate)),
             data_format,
         )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
 
-    def _conv_kernel_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.name} expects inputs of shape (batch, steps, channels), "
-                f"got {tuple(input_shape)}."
-            )
-        channels = _checks.known_last_dim(self.name, input_shape)
-        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: channels})
+    def _kernel_shape(self, channels):
         return (self.spec.kernel_size[1], channels, self.filters)
 
     def _as_image(self, inputs):
@@ -226,36 +243,24 @@ class Conv1DLayer:
         }
 
 
-class DepthwiseConv2DLayer:
+class DepthwiseConv2DLayer(Conv2DLayer):
     """Mixin of a depthwise 2-D convolution: every input channel convolved
     with its own ``depth_multiplier`` filters, kernel ``(kh, kw, channels,
-    depth_multiplier)``, output channel ``c * depth_multiplier + m``."""
+    depth_multiplier)``, output channel ``c * depth_multiplier + m``. Takes
+    ``kernel_size`` positionally and Keras' other arguments by keyword."""
 
-    def _init_conv(
-        self,
-        kernel_size,
-        strides,
-        padding,
-        depth_multiplier,
-        dilation_rate,
-        data_format,
-    ):
+    def __init__(self, kernel_size, depth_multiplier=1, **kwargs):
         self.depth_multiplier = _checks.positive_int(
             "depth_multiplier", depth_multiplier
         )
-        self.spec = ConvSpec.checked(
-            kernel_size, strides, padding, dilation_rate, data_format
-        )
+        super().__init__(None, kernel_size, **kwargs)
         if self.spec.strides[0] != self.spec.strides[1]:
             raise ValueError(
                 "`strides` of a depthwise convolution must be equal along "
                 f"height and width, got {self.spec.strides}."
             )
-        self.input_spec = keras.layers.InputSpec(ndim=4)
 
-    def _conv_kernel_shape(self, input_shape):
-        channels = self.spec.check_input(self.name, input_shape)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+    def _kernel_shape(self, channels):
         return self.spec.kernel_size + (channels, self.depth_multiplier)
 
     @property

@@ -109,29 +109,21 @@ class MCDropout(PredictiveModel):
     Example:
 
     >>> net = keras.Sequential([keras.Input((784,)),
-    ...     keras.layers.Dense(800, activation="relu"),
-    ...     keras.layers.Dropout(0.5),
+    ...     keras.layers.Dense(800, activation="relu"), keras.layers.Dropout(0.5),
     ...     keras.layers.Dense(10, activation="softmax")])
     >>> model = bbh_tf.MCDropout(net)
-    >>> model.compile(optimizer="adam",
-    ...               loss="sparse_categorical_crossentropy",
-    ...               metrics=["accuracy"])
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     >>> model.fit(x, y, batch_size=128, epochs=5)
     >>> mean, std = model.predict_distribution(x_test, num_samples=100)
     """
 
-    @property
-    def dropout_layers(self):
-        """The layers of ``network`` that are random in training mode."""
-        return self._layers_of_type(_DROPOUT_LAYERS)
-
     def _build_extra(self, input_shape):
-        if not self.dropout_layers:
-            raise ValueError(
-                "`network` contains no dropout layers (keras.layers.Dropout, "
-                "...): MC dropout would predict with a standard deviation of "
-                "0. Add Dropout layers, or use MaximumLikelihood."
-            )
+        self._require_layers(
+            self._layers_of_type(_DROPOUT_LAYERS),
+            "dropout layers (keras.layers.Dropout, ...): MC dropout would "
+            "predict with a standard deviation of 0. Add Dropout layers, or "
+            "use MaximumLikelihood",
+        )
 
     def _sample_rows(self, rows, num_draws, **kwargs):
         statistics = [

@@ -66,11 +66,11 @@ class BayesByBackprop(VariationalModel):
         return self._layers_of_type(BayesByBackpropLayer)
 
     def _build_extra(self, input_shape):
-        if not self.bayesian_layers:
-            raise ValueError(
-                "`network` contains no Bayes by Backprop layers "
-                "(BayesByBackpropDense, ...): there is no posterior to learn."
-            )
+        self._require_layers(
+            self.bayesian_layers,
+            "Bayes by Backprop layers (BayesByBackpropDense, ...): there is "
+            "no posterior to learn",
+        )
 
     def monte_carlo_kl(self):
         """One-sample estimate of ``KL(q || p)`` over all Bayesian layers."""

@@ -30,13 +30,12 @@ class BayesByBackpropConv2D(_conv.Conv2DLayer, BayesByBackpropLayer):
     whereas one shared kernel sample would correlate them: each element's
     marginal is exact, the joint is the usual approximation.
 
+    ``strides``, ``padding``, ``dilation_rate`` and ``data_format`` are
+    Keras' ``Conv2D``'s, as for :class:`HyperConv2D` (channels last).
+
     Args:
         filters: Number of output channels, >= 1.
         kernel_size: Integer or pair ``(kh, kw)``.
-        strides: Integer or pair. Default 1.
-        padding: ``"valid"`` (default) or ``"same"``.
-        dilation_rate: Integer or pair. Default 1 (not with strides > 1).
-        data_format: ``"channels_last"`` (or None); the only one supported.
         **kwargs: ``activation``, ``use_bias``, ``prior``,
             ``kernel_mean_initializer``, ``init_rho``, ``seed``, as for
             :class:`BayesByBackpropDense`, and the base layer's.
@@ -50,42 +49,18 @@ class BayesByBackpropConv2D(_conv.Conv2DLayer, BayesByBackpropLayer):
     >>> model = bbh_tf.BayesByBackprop(net, num_examples=60000)
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self._init_conv(
-            filters, kernel_size, strides, padding, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_posterior()
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}
-
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
 class BayesByBackpropConv1D(_conv.Conv1DLayer, BayesByBackpropLayer):
     """1-D convolution with a mean-field Gaussian posterior (channels last).
 
-    The 1-D counterpart of :class:`BayesByBackpropConv2D`.
+    The 1-D counterpart of :class:`BayesByBackpropConv2D`; ``strides``,
+    ``padding`` (also ``"causal"``), ``dilation_rate`` and ``data_format``
+    are as for :class:`HyperConv1D`.
 
     Args:
         filters: Number of output channels, >= 1.
         kernel_size: Integer (or 1-tuple) >= 1.
-        strides: Integer >= 1. Default 1.
-        padding: ``"valid"`` (default), ``"same"`` or ``"causal"``.
-        dilation_rate: Integer >= 1. Default 1 (not with strides > 1).
-        data_format: ``"channels_last"`` (or None); the only one supported.
         **kwargs: ``activation``, ``use_bias``, ``prior``,
             ``kernel_mean_initializer``, ``init_rho``, ``seed``, as for
             :class:`BayesByBackpropDense`, and the base layer's.
@@ -97,28 +72,6 @@ class BayesByBackpropConv1D(_conv.Conv1DLayer, BayesByBackpropLayer):
     TensorShape([8, 100, 16])
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self._init_conv(
-            filters, kernel_size, strides, padding, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_posterior()
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}
-
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
 class BayesByBackpropDepthwiseConv2D(_conv.DepthwiseConv2DLayer, BayesByBackpropLayer):
@@ -127,15 +80,13 @@ class BayesByBackpropDepthwiseConv2D(_conv.DepthwiseConv2DLayer, BayesByBackprop
 
     Args:
         kernel_size: Integer or pair ``(kh, kw)``.
-        strides: Integer or pair of equal integers. Default 1.
-        padding: ``"valid"`` (default) or ``"same"``.
         depth_multiplier: Filters per input channel, >= 1. Default 1.
-        dilation_rate: Integer or pair. Default 1 (not with strides > 1).
-        data_format: ``"channels_last"`` (or None); the only one supported.
-        **kwargs: ``activation``, ``use_bias``, ``prior``,
+        **kwargs: ``strides``, ``padding``, ``dilation_rate``,
+            ``data_format`` as for :class:`HyperDepthwiseConv2D`;
+            ``activation``, ``use_bias``, ``prior``,
             ``kernel_mean_initializer`` (of the depthwise kernel),
-            ``init_rho``, ``seed``, as for :class:`BayesByBackpropDense`,
-            and the base layer's.
+            ``init_rho``, ``seed``, as for :class:`BayesByBackpropDense`;
+            the base layer's.
 
     Example:
 
@@ -143,25 +94,3 @@ class BayesByBackpropDepthwiseConv2D(_conv.DepthwiseConv2DLayer, BayesByBackprop
     >>> layer(tf.zeros((8, 28, 28, 4))).shape
     TensorShape([8, 26, 26, 8])
     """
-
-    def __init__(
-        self,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        depth_multiplier=1,
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self._init_conv(
-            kernel_size, strides, padding, depth_multiplier, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_posterior()
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from bbh_tf import _checks, _random
+from bbh_tf._kernel import DenseLayer, KernelLayer
 from bbh_tf.predictive import deserialize
 from bbh_tf.priors import ScaleMixturePrior
 
@@ -20,11 +21,11 @@ tfd = tfp.distributions
 _VARIANCE_EPSILON = 1e-12
 
 
-class BayesByBackpropLayer(keras.layers.Layer):
+class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
     """A linear map with a mean-field Gaussian posterior on its weights.
 
     Subclasses set ``self.kernel_shape`` in ``build`` before calling
-    :meth:`_build_posterior`, and give :meth:`_linear`, the map with a
+    :meth:`_build_parameters`, and give :meth:`_linear`, the map with a
     given kernel.
     """
 
@@ -55,18 +56,13 @@ class BayesByBackpropLayer(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    @property
-    def output_units(self):
-        """Output channels of the map: the bias's length."""
-        return self.kernel_shape[-1]
-
     def _initial_kernel_mean(self, shape, dtype=None):
         return self.kernel_mean_initializer(shape, dtype)
 
     def _initial_bias_mean(self, shape, dtype=None):
         return keras.initializers.Zeros()(shape, dtype)
 
-    def _build_posterior(self):
+    def _build_parameters(self):
         rho_initializer = keras.initializers.Constant(self.init_rho)
         self.kernel_mu = self.add_weight(
             name="kernel_mu",
@@ -166,7 +162,7 @@ class BayesByBackpropLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackpropDense(BayesByBackpropLayer):
+class BayesByBackpropDense(DenseLayer, BayesByBackpropLayer):
     """Dense layer with a mean-field Gaussian posterior (Bayes by Backprop).
 
     Every kernel and bias entry has its own ``N(mu, sigma^2)`` posterior with
@@ -184,17 +180,15 @@ class BayesByBackpropDense(BayesByBackpropLayer):
 
     Args:
         units: Number of output units, >= 1.
-        activation: Activation function. Default: linear.
-        use_bias: Whether the layer adds a (random) bias. Default True.
-        prior: Diagonal prior on every kernel and bias entry, a bbh_tf prior.
-            Default ``ScaleMixturePrior()`` (pi=0.5, sigma1=1, sigma2=e^-6).
-        kernel_mean_initializer: Initializer of the kernel means ``mu_W``.
-            Default ``"glorot_uniform"``; bias means start at 0.
-        init_rho: Initial ``rho`` of every kernel and bias entry, a finite
-            number: the posterior starts with ``sigma = softplus(init_rho)``.
-            Default -5.0 (``sigma`` about 0.0067).
-        seed: Optional int seed of the layer's noise generator.
-        **kwargs: The base layer's (``name``, ``dtype``).
+        **kwargs: ``activation`` (default linear); ``use_bias`` (a random
+            bias, default True); ``prior`` (diagonal, on every kernel and
+            bias entry, a bbh_tf prior; default ``ScaleMixturePrior()``,
+            pi=0.5, sigma1=1, sigma2=e^-6); ``kernel_mean_initializer`` (of
+            the kernel means ``mu_W``, default glorot uniform; bias means
+            start at 0); ``init_rho`` (initial ``rho`` of every entry, a
+            finite number: ``sigma = softplus(init_rho)``; default -5.0,
+            ``sigma`` about 0.0067); ``seed`` (of the layer's noise
+            generator); the base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
 
@@ -207,41 +201,3 @@ class BayesByBackpropDense(BayesByBackpropLayer):
     (batch, 10)
     >>> net.layers[0].monte_carlo_kl()   # scalar: log q(w) - log p(w)
     """
-
-    def __init__(
-        self,
-        units,
-        activation=None,
-        use_bias=True,
-        prior=None,
-        kernel_mean_initializer="glorot_uniform",
-        init_rho=-5.0,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            activation=activation,
-            use_bias=use_bias,
-            prior=prior,
-            kernel_mean_initializer=kernel_mean_initializer,
-            init_rho=init_rho,
-            seed=seed,
-            **kwargs,
-        )
-        self.units = _checks.positive_int("units", units)
-        self.input_spec = keras.layers.InputSpec(min_ndim=2)
-
-    def build(self, input_shape):
-        self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        self.kernel_shape = (self.input_dim, self.units)
-        self._build_posterior()
-        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.input_dim})
-
-    def _linear(self, inputs, kernel):
-        return keras.ops.matmul(inputs, kernel)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}

@@ -4,15 +4,15 @@ cell with mean-field Gaussian posteriors."""
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, _random
+from bbh_tf import _embedding, _random
 from bbh_tf.bbb_layers import BayesByBackpropLayer
-from bbh_tf.hyper_recurrent import SequenceDrawCell, lstm_initial_bias
+from bbh_tf.hyper_recurrent import LSTMCellBase, lstm_initial_bias
 
 __all__ = ["BayesByBackpropEmbedding", "BayesByBackpropLSTMCell"]
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackpropEmbedding(BayesByBackpropLayer):
+class BayesByBackpropEmbedding(_embedding.EmbeddingLayer, BayesByBackpropLayer):
     """Embedding table with a mean-field Gaussian posterior on every entry.
 
     Each looked-up vector is an independent draw ``mu[i] + sigma[i] * eps``
@@ -24,6 +24,8 @@ class BayesByBackpropEmbedding(BayesByBackpropLayer):
         output_dim: Dimension of the embedding, >= 1.
         embeddings_initializer: Initializer of the posterior means.
             Default ``"uniform"``, as Keras' ``Embedding``.
+        embeddings_regularizer: Not taken (the prior regularises the
+            table): must be None.
         mask_zero: Whether index 0 is padding to be masked (as in Keras).
         **kwargs: ``prior``, ``init_rho``, ``seed`` as for
             :class:`BayesByBackpropDense`, and the base layer's.
@@ -35,25 +37,8 @@ class BayesByBackpropEmbedding(BayesByBackpropLayer):
     TensorShape([1, 3, 16])
     """
 
-    def __init__(
-        self,
-        input_dim,
-        output_dim,
-        embeddings_initializer="uniform",
-        mask_zero=False,
-        **kwargs,
-    ):
-        super().__init__(
-            use_bias=False, kernel_mean_initializer=embeddings_initializer, **kwargs
-        )
-        self.input_dim = _checks.positive_int("input_dim", input_dim)
-        self.output_dim = _checks.positive_int("output_dim", output_dim)
-        self.mask_zero = bool(mask_zero)
-        self.supports_masking = self.mask_zero
-
-    def build(self, input_shape=None):
-        self.kernel_shape = (self.input_dim, self.output_dim)
-        self._build_posterior()
+    _initializer_argument = "kernel_mean_initializer"
+    _regularizer_argument = None
 
     def call(self, inputs):
         indices = tf.cast(inputs, "int32")
@@ -62,31 +47,9 @@ class BayesByBackpropEmbedding(BayesByBackpropLayer):
         noise = _random.normal(tf.shape(mean), self.seed_generator, dtype=mean.dtype)
         return mean + sigma * noise
 
-    def compute_mask(self, inputs, mask=None):
-        if not self.mask_zero:
-            return None
-        return keras.ops.not_equal(inputs, 0)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.output_dim,)
-
-    def get_config(self):
-        config = super().get_config()
-        config["embeddings_initializer"] = config.pop("kernel_mean_initializer")
-        for key in ("activation", "use_bias"):
-            config.pop(key)
-        config.update(
-            {
-                "input_dim": self.input_dim,
-                "output_dim": self.output_dim,
-                "mask_zero": self.mask_zero,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class BayesByBackpropLSTMCell(SequenceDrawCell, BayesByBackpropLayer):
+class BayesByBackpropLSTMCell(LSTMCellBase, BayesByBackpropLayer):
     """LSTM cell with a mean-field Gaussian posterior, for
     ``keras.layers.RNN``.
 
@@ -118,35 +81,8 @@ class BayesByBackpropLSTMCell(SequenceDrawCell, BayesByBackpropLayer):
     >>> model = bbh_tf.BayesByBackprop(net, num_examples=60000)
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        recurrent_initializer="orthogonal",
-        unit_forget_bias=True,
-        **kwargs,
-    ):
-        super().__init__(activation=activation, **kwargs)
-        self.units = _checks.positive_int("units", units)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
-
-    def build(self, input_shape):
-        self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        self.kernel_shape = (self.input_dim + self.units, 4 * self.units)
-        self._build_posterior()
-
     def _initial_kernel_mean(self, shape, dtype=None):
-        gates = 4 * self.units
-        return tf.concat(
-            [
-                self.kernel_mean_initializer((self.input_dim, gates), dtype),
-                self.recurrent_initializer((self.units, gates), dtype),
-            ],
-            axis=0,
-        )
+        return self._lstm_kernel(self.kernel_mean_initializer, dtype)
 
     def _initial_bias_mean(self, shape, dtype=None):
         return lstm_initial_bias(
@@ -180,19 +116,3 @@ class BayesByBackpropLSTMCell(SequenceDrawCell, BayesByBackpropLayer):
         if self.use_bias:
             gates += self.bias_mu + self.bias_sigma * bias_eps
         return self._lstm_step(gates, states)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "recurrent_activation": keras.activations.serialize(
-                    self.recurrent_activation
-                ),
-                "recurrent_initializer": keras.initializers.serialize(
-                    self.recurrent_initializer
-                ),
-                "unit_forget_bias": self.unit_forget_bias,
-            }
-        )
-        return config

@@ -5,7 +5,7 @@ model."""
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, validation
+from bbh_tf import _checks
 from bbh_tf.predictive import PredictiveModel
 
 
@@ -80,36 +80,21 @@ class DeepEnsemble(PredictiveModel):
         outputs = self._outputs(inputs, training=False)
         return tf.gather(outputs, tf.range(num_samples) % self.num_members)
 
-    def train_step(self, data):
-        x, y, sample_weight = validation.unpack(data)
-        variables = self.trainable_variables
+    def _training_loss(self, x, y, sample_weight):
+        outputs = self._outputs(x, training=True)
         members = self.num_members
-        with tf.GradientTape() as tape:
-            outputs = self._outputs(x, training=True)
-            # All members' rows in one compiled loss (its mean is the mean
-            # of the members' losses; regularizers counted once).
-            flat = tf.reshape(outputs, tf.concat([[-1], tf.shape(outputs)[2:]], 0))
-            loss = self._compute_loss(
-                x=x,
-                y=_repeat(y, members),
-                y_pred=flat,
-                sample_weight=_repeat(sample_weight, members),
-                training=True,
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, variables)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-
-        def record():
-            self._loss_tracker.update_state(
-                loss * replicas, sample_weight=tf.shape(x)[0]
-            )
-            mean = tf.reduce_mean(outputs, axis=0)
-            self.compute_metrics(x, y, mean, sample_weight=sample_weight)
-
-        return self._guarded_update(
-            [loss], [(self.optimizer, gradients, variables)], record
+        # All members' rows in one compiled loss (its mean is the mean of the
+        # members' losses; regularizers counted once); the metrics see the
+        # members' mean.
+        flat = tf.reshape(outputs, tf.concat([[-1], tf.shape(outputs)[2:]], 0))
+        loss = self._compute_loss(
+            x=x,
+            y=_repeat(y, members),
+            y_pred=flat,
+            sample_weight=_repeat(sample_weight, members),
+            training=True,
         )
+        return loss, tf.reduce_mean(outputs, axis=0)
 
     def get_config(self):
         return {**super().get_config(), "num_members": self.num_members}

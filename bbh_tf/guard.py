@@ -89,19 +89,15 @@ class NonFiniteSteps(keras.metrics.Metric):
     def __init__(self, name="non_finite_steps", **kwargs):
         super().__init__(name=name, **kwargs)
         # Every replica holds the same value (the verdict is all-reduced).
-        self.count = self.add_variable(
-            shape=(),
-            initializer="zeros",
-            dtype="int64",
-            name="count",
-            aggregation="only_first_replica",
-        )
-        self.run = self.add_variable(
-            shape=(),
-            initializer="zeros",
-            dtype="int64",
-            name="run",
-            aggregation="only_first_replica",
+        self.count, self.run = (
+            self.add_variable(
+                shape=(),
+                initializer="zeros",
+                dtype="int64",
+                name=variable,
+                aggregation="only_first_replica",
+            )
+            for variable in ("count", "run")
         )
 
     def update_state(self, finite):

@@ -28,16 +28,14 @@ class HyperConv2D(_conv.Conv2DLayer, LinearHyperLayer):
     Args:
         filters: Number of output channels, >= 1.
         kernel_size: Integer or pair ``(kh, kw)``.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
         strides: Integer or pair. Default 1.
         padding: ``"valid"`` (default) or ``"same"``.
         dilation_rate: Integer or pair. Default 1 (not with strides > 1).
         data_format: ``"channels_last"`` (or None); the only one supported.
-        **kwargs: ``mode``, ``activation``, ``use_bias``, ``kernel_initializer``,
-            ``bias_initializer``, ``kernel_regularizer``,
-            ``bias_regularizer``, as for :class:`HyperDense`, and the base
-            layer's (``name``, ``dtype``).
+        **kwargs: ``hypernet``, ``mode``, ``activation``, ``use_bias``,
+            ``kernel_initializer``, ``bias_initializer``,
+            ``kernel_regularizer``, ``bias_regularizer``, as for
+            :class:`HyperDense`, and the base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, height, width, channels)``, output
     ``(batch, new_height, new_width, filters)``.
@@ -56,32 +54,6 @@ class HyperConv2D(_conv.Conv2DLayer, LinearHyperLayer):
     (batch, 10)
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        hypernet=None,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(hypernet=hypernet, **kwargs)
-        self._init_conv(
-            filters, kernel_size, strides, padding, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_weights()
-
-    def _features(self, inputs):
-        return self._patches(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}
-
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
 class HyperConv1D(_conv.Conv1DLayer, LinearHyperLayer):
@@ -95,15 +67,13 @@ class HyperConv1D(_conv.Conv1DLayer, LinearHyperLayer):
     Args:
         filters: Number of output channels, >= 1.
         kernel_size: Integer (or 1-tuple) >= 1.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
         strides: Integer >= 1. Default 1.
         padding: ``"valid"`` (default), ``"same"`` or ``"causal"``.
         dilation_rate: Integer >= 1. Default 1 (not with strides > 1).
         data_format: ``"channels_last"`` (or None); the only one supported.
-        **kwargs: ``mode``, ``activation``, ``use_bias``, the initializers
-            and regularizers, as for :class:`HyperDense`, and the base
-            layer's (``name``, ``dtype``).
+        **kwargs: ``hypernet``, ``mode``, ``activation``, ``use_bias``, the
+            initializers and regularizers, as for :class:`HyperDense`, and
+            the base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, steps, channels)``, output
     ``(batch, new_steps, filters)``.
@@ -118,32 +88,6 @@ class HyperConv1D(_conv.Conv1DLayer, LinearHyperLayer):
     ... ])
     >>> model = bbh_tf.BayesByHypernet(net, num_examples=1000)
     """
-
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        hypernet=None,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(hypernet=hypernet, **kwargs)
-        self._init_conv(
-            filters, kernel_size, strides, padding, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_weights()
-
-    def _features(self, inputs):
-        return self._patches(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
@@ -160,16 +104,14 @@ class HyperDepthwiseConv2D(_conv.DepthwiseConv2DLayer, LinearHyperLayer):
 
     Args:
         kernel_size: Integer or pair ``(kh, kw)``.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
-        strides: Integer or pair of equal integers. Default 1.
-        padding: ``"valid"`` (default) or ``"same"``.
         depth_multiplier: Filters per input channel, >= 1. Default 1.
-        dilation_rate: Integer or pair. Default 1 (not with strides > 1).
-        data_format: ``"channels_last"`` (or None); the only one supported.
-        **kwargs: ``mode``, ``activation``, ``use_bias``, the initializers
-            and regularizers (``kernel_*`` for the depthwise kernel), as for
-            :class:`HyperDense`, and the base layer's (``name``, ``dtype``).
+        **kwargs: ``strides`` (an integer or a pair of equal integers,
+            default 1), ``padding`` (``"valid"``, default, or ``"same"``),
+            ``dilation_rate`` (default 1), ``data_format``
+            (``"channels_last"`` only); ``hypernet``, ``mode``,
+            ``activation``, ``use_bias``, the initializers and regularizers
+            (``kernel_*`` for the depthwise kernel), as for
+            :class:`HyperDense`; the base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, height, width, channels)``, output
     ``(batch, new_height, new_width, channels * depth_multiplier)``.
@@ -180,26 +122,6 @@ class HyperDepthwiseConv2D(_conv.DepthwiseConv2DLayer, LinearHyperLayer):
     >>> layer(tf.zeros((8, 28, 28, 4))).shape
     TensorShape([8, 26, 26, 8])
     """
-
-    def __init__(
-        self,
-        kernel_size,
-        hypernet=None,
-        strides=1,
-        padding="valid",
-        depth_multiplier=1,
-        dilation_rate=1,
-        data_format=None,
-        **kwargs,
-    ):
-        super().__init__(hypernet=hypernet, **kwargs)
-        self._init_conv(
-            kernel_size, strides, padding, depth_multiplier, dilation_rate, data_format
-        )
-
-    def build(self, input_shape):
-        self.kernel_shape = self._conv_kernel_shape(input_shape)
-        self._build_weights()
 
     def _per_draw(self, inputs, kernel, bias, shared):
         # A depthwise convolution treats channels independently, so the
@@ -229,6 +151,3 @@ class HyperDepthwiseConv2D(_conv.DepthwiseConv2DLayer, LinearHyperLayer):
             outputs,
             tf.concat([[-1], spatial[1:], [self.output_units]], 0),
         )
-
-    def get_config(self):
-        return {**super().get_config(), **self._conv_config()}

@@ -4,25 +4,14 @@
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf import _embedding
 from bbh_tf.layers import LinearHyperLayer, repeat_for_draws
 
 __all__ = ["HyperEmbedding"]
 
-# LinearHyperLayer's arguments an embedding has no use for (or names
-# differently): kept out of its config.
-_LINEAR_ONLY = (
-    "activation",
-    "use_bias",
-    "kernel_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "bias_regularizer",
-)
-
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperEmbedding(LinearHyperLayer):
+class HyperEmbedding(_embedding.EmbeddingLayer, LinearHyperLayer):
     """Turns integer indices into vectors of a hypernetwork-generated table,
     as Keras' ``Embedding`` does with a point-estimate one.
 
@@ -36,15 +25,14 @@ class HyperEmbedding(LinearHyperLayer):
     Args:
         input_dim: Size of the vocabulary, >= 1 (indices ``0..input_dim-1``).
         output_dim: Dimension of the embedding, >= 1.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
-        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
         embeddings_initializer: Initializer of ``V`` (full mode: of the
             posterior mean). Default ``"uniform"``, as in Keras.
         embeddings_regularizer: Regularizer of ``V``.
         mask_zero: Whether index 0 is padding to be masked out downstream
             (as in Keras). Default False.
-        **kwargs: The base layer's (``name``, ``dtype``).
+        **kwargs: ``hypernet`` (default None, see :class:`HyperLayer`),
+            ``mode`` (``"scale"``, ``"weight_norm"`` or ``"full"``) and the
+            base layer's (``name``, ``dtype``).
 
     Input shape ``(batch, ...)`` of integers, output
     ``(batch, ..., output_dim)``.
@@ -58,34 +46,6 @@ class HyperEmbedding(LinearHyperLayer):
     ...     bbh_tf.HyperDense(2, activation="softmax"),
     ... ])
     """
-
-    def __init__(
-        self,
-        input_dim,
-        output_dim,
-        hypernet=None,
-        mode="scale",
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
-        mask_zero=False,
-        **kwargs,
-    ):
-        super().__init__(
-            hypernet=hypernet,
-            mode=mode,
-            use_bias=False,
-            kernel_initializer=embeddings_initializer,
-            kernel_regularizer=embeddings_regularizer,
-            **kwargs,
-        )
-        self.input_dim = _checks.positive_int("input_dim", input_dim)
-        self.output_dim = _checks.positive_int("output_dim", output_dim)
-        self.mask_zero = bool(mask_zero)
-        self.supports_masking = self.mask_zero
-
-    def build(self, input_shape=None):
-        self.kernel_shape = (self.input_dim, self.output_dim)
-        self._build_weights()
 
     def _linear(self, inputs, kernel):
         return tf.gather(kernel, tf.cast(inputs, "int32"))
@@ -101,26 +61,3 @@ class HyperEmbedding(LinearHyperLayer):
         return tf.reshape(
             outputs, tf.concat([tf.shape(inputs), [self.output_dim]], axis=0)
         )
-
-    def compute_mask(self, inputs, mask=None):
-        if not self.mask_zero:
-            return None
-        return keras.ops.not_equal(inputs, 0)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.output_dim,)
-
-    def get_config(self):
-        config = super().get_config()
-        config["embeddings_initializer"] = config["kernel_initializer"]
-        config["embeddings_regularizer"] = config["kernel_regularizer"]
-        for key in _LINEAR_ONLY:
-            config.pop(key)
-        config.update(
-            {
-                "input_dim": self.input_dim,
-                "output_dim": self.output_dim,
-                "mask_zero": self.mask_zero,
-            }
-        )
-        return config

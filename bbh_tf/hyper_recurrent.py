@@ -12,17 +12,53 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from bbh_tf import _checks
 from bbh_tf.layers import LinearHyperLayer
 
-__all__ = ["HyperLSTMCell", "SequenceDrawCell", "lstm_initial_bias"]
+__all__ = ["HyperLSTMCell", "LSTMCellBase", "lstm_initial_bias"]
 
 
-class SequenceDrawCell(DropoutRNNCell):
-    """Mixin of a recurrent cell that keeps one random draw of its weights
-    for a whole sequence: ``keras.layers.RNN`` calls :meth:`get_dropout_mask`
-    before its time loop (the cell makes the draw, with
-    :meth:`_draw_for_sequence`) and :meth:`reset_dropout_mask` after. A cell
-    called on its own, outside an ``RNN``, draws at every call."""
+class LSTMCellBase(DropoutRNNCell):
+    """Mixin of an LSTM cell for ``keras.layers.RNN`` whose weights are one
+    random draw per sequence: the arguments an LSTM adds to its base layer
+    (``LinearHyperLayer`` or ``BayesByBackpropLayer``), the kernel ``[W; U]``
+    ``(input_dim + units, 4 * units)``, states, config, and the draw.
+
+    ``keras.layers.RNN`` calls :meth:`get_dropout_mask` before its time loop
+    (the cell makes its draw, with :meth:`_draw_for_sequence`) and
+    :meth:`reset_dropout_mask` after. A cell called on its own, outside an
+    ``RNN``, draws at every call.
+    """
 
     _sequence_draw = None
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        recurrent_initializer="orthogonal",
+        unit_forget_bias=True,
+        **kwargs,
+    ):
+        super().__init__(activation=activation, **kwargs)
+        self.units = _checks.positive_int("units", units)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def build(self, input_shape):
+        self.input_dim = _checks.known_last_dim(self.name, input_shape)
+        self.kernel_shape = (self.input_dim + self.units, 4 * self.units)
+        self._build_parameters()
+
+    def _lstm_kernel(self, kernel_initializer, dtype=None):
+        """``[W; U]`` started by ``kernel_initializer`` and the recurrent one."""
+        gates = 4 * self.units
+        return tf.concat(
+            [
+                kernel_initializer((self.input_dim, gates), dtype),
+                self.recurrent_initializer((self.units, gates), dtype),
+            ],
+            axis=0,
+        )
 
     def _draw_for_sequence(self, step_input):
         raise NotImplementedError
@@ -59,6 +95,19 @@ class SequenceDrawCell(DropoutRNNCell):
         zeros = keras.ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
         return [zeros, zeros]
 
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "recurrent_initializer": keras.initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "unit_forget_bias": self.unit_forget_bias,
+        }
+
     def _lstm_step(self, gates, states):
         """The LSTM update from the pre-activations ``gates`` ``(batch,
         4 * units)`` (input, forget, candidate, output, as in Keras)."""
@@ -85,7 +134,7 @@ def lstm_initial_bias(units, bias_initializer, unit_forget_bias, dtype=None):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperLSTMCell(SequenceDrawCell, LinearHyperLayer):
+class HyperLSTMCell(LSTMCellBase, LinearHyperLayer):
     """LSTM cell with hypernetwork-generated weights, for ``keras.layers.RNN``.
 
     The gates' pre-activations are one linear map of ``[x_t, h_{t-1}]`` with
@@ -99,18 +148,16 @@ class HyperLSTMCell(SequenceDrawCell, LinearHyperLayer):
 
     Args:
         units: Size of the state, >= 1.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
-        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
         activation: Of the candidate and the output. Default ``"tanh"``.
         recurrent_activation: Of the gates. Default ``"sigmoid"``.
-        use_bias: Whether the gates have a bias. Default True.
-        kernel_initializer: Initializer of ``W``. Default glorot uniform.
         recurrent_initializer: Initializer of ``U``. Default orthogonal.
-        bias_initializer: Default zeros.
         unit_forget_bias: Start the forget gate's bias at 1 (as Keras).
-        **kwargs: ``kernel_regularizer`` (of ``[W; U]``),
-            ``bias_regularizer`` and the base layer's (``name``, ``dtype``).
+        **kwargs: ``hypernet`` (default None, see :class:`HyperLayer`),
+            ``mode`` (``"scale"``, ``"weight_norm"`` or ``"full"``),
+            ``use_bias`` (default True), ``kernel_initializer`` (of ``W``,
+            default glorot uniform), ``bias_initializer`` (default zeros),
+            ``kernel_regularizer`` (of ``[W; U]``), ``bias_regularizer``,
+            and the base layer's (``name``, ``dtype``).
 
     Example:
 
@@ -124,48 +171,8 @@ class HyperLSTMCell(SequenceDrawCell, LinearHyperLayer):
 
     accepts_shared_input = False
 
-    def __init__(
-        self,
-        units,
-        hypernet=None,
-        mode="scale",
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        **kwargs,
-    ):
-        super().__init__(
-            hypernet=hypernet,
-            mode=mode,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
-        self.units = _checks.positive_int("units", units)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
-
-    def build(self, input_shape):
-        self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        self.kernel_shape = (self.input_dim + self.units, 4 * self.units)
-        self._build_weights()
-
     def _initial_kernel(self, shape, dtype=None):
-        gates = 4 * self.units
-        return tf.concat(
-            [
-                self.kernel_initializer((self.input_dim, gates), dtype),
-                self.recurrent_initializer((self.units, gates), dtype),
-            ],
-            axis=0,
-        )
+        return self._lstm_kernel(self.kernel_initializer, dtype)
 
     def _initial_bias(self, shape, dtype=None):
         return lstm_initial_bias(
@@ -185,19 +192,3 @@ class HyperLSTMCell(SequenceDrawCell, LinearHyperLayer):
         values = self._current_draw(inputs)
         features = tf.concat([inputs, tf.cast(states[0], inputs.dtype)], axis=-1)
         return self._lstm_step(self._affine(features, values), states)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "recurrent_activation": keras.activations.serialize(
-                    self.recurrent_activation
-                ),
-                "recurrent_initializer": keras.initializers.serialize(
-                    self.recurrent_initializer
-                ),
-                "unit_forget_bias": self.unit_forget_bias,
-            }
-        )
-        return config

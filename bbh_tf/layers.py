@@ -17,7 +17,7 @@ import math
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks
+from bbh_tf._kernel import DenseLayer, KernelLayer
 from bbh_tf.hyper_layer import HyperLayer
 from bbh_tf.injection import input_shared_by_draws
 
@@ -79,12 +79,12 @@ def _scale_per_draw(outputs, scales, bias, direction=None):
     return tf.reshape(scaled, tf.shape(outputs))
 
 
-class LinearHyperLayer(HyperLayer):
+class LinearHyperLayer(KernelLayer, HyperLayer):
     """A linear map (dense, convolution, embedding, recurrent) with the three
     modes of generation.
 
     Subclasses set ``self.kernel_shape`` in ``build`` before calling
-    :meth:`_build_weights`, and give :meth:`_linear` (the map with one
+    :meth:`_build_parameters`, and give :meth:`_linear` (the map with one
     shared kernel) and either :meth:`_features` (the inputs as rows of the
     kernel reshaped to ``(-1, output_units)``, for per-draw kernels) or
     their own :meth:`_per_draw`.
@@ -115,11 +115,6 @@ class LinearHyperLayer(HyperLayer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
 
-    @property
-    def output_units(self):
-        """Output channels of the map: the scales' and the bias's length."""
-        return self.kernel_shape[-1]
-
     def _initial_kernel(self, shape, dtype=None):
         """Where the kernel ``V`` (full mode: its posterior mean) starts."""
         return self.kernel_initializer(shape, dtype)
@@ -127,7 +122,7 @@ class LinearHyperLayer(HyperLayer):
     def _initial_bias(self, shape, dtype=None):
         return self.bias_initializer(shape, dtype)
 
-    def _build_weights(self):
+    def _build_parameters(self):
         units = self.output_units
         if self.mode == "full":
             size = math.prod(self.kernel_shape)
@@ -222,7 +217,7 @@ class LinearHyperLayer(HyperLayer):
 
 
 @keras.saving.register_keras_serializable(package="bbh_tf")
-class HyperDense(LinearHyperLayer):
+class HyperDense(DenseLayer, LinearHyperLayer):
     """Densely connected layer with hypernetwork-generated weights.
 
     Which values the hypernetwork generates (``mode``):
@@ -241,18 +236,15 @@ class HyperDense(LinearHyperLayer):
 
     Args:
         units: Number of output units, >= 1.
-        hypernet: The shared :class:`HyperNetwork`; default None (see
-            :class:`HyperLayer`).
-        mode: ``"scale"``, ``"weight_norm"`` or ``"full"``.
-        activation: Activation function. Default: linear.
-        use_bias: Whether the layer adds a bias.
-        kernel_initializer: Initializer of the point-estimate kernel ``V``;
-            in ``full`` mode, where the kernel's posterior mean starts.
-        bias_initializer: The same for the bias.
-        kernel_regularizer: Regularizer of ``V`` (``scale`` and
-            ``weight_norm`` modes).
-        bias_regularizer: Regularizer of the bias (the same modes).
-        **kwargs: The base layer's (``name``, ``dtype``).
+        **kwargs: ``hypernet`` (the shared :class:`HyperNetwork`; default
+            None, see :class:`HyperLayer`); ``mode`` (``"scale"``, ``"weight_norm"`` or ``"full"``);
+            ``activation`` (default linear); ``use_bias`` (default True);
+            ``kernel_initializer`` (of the point-estimate kernel ``V``; in
+            ``full`` mode where the kernel's posterior mean starts; default
+            glorot uniform) and ``bias_initializer`` (default zeros);
+            ``kernel_regularizer`` and ``bias_regularizer`` (of ``V`` and
+            the bias, ``scale`` and ``weight_norm`` modes); the base
+            layer's (``name``, ``dtype``).
 
     Input shape ``(batch, ..., input_dim)``, output ``(batch, ..., units)``.
 
@@ -267,48 +259,3 @@ class HyperDense(LinearHyperLayer):
     >>> net(x).shape       # one independent weight sample per layer
     (batch, 10)
     """
-
-    def __init__(
-        self,
-        units,
-        hypernet=None,
-        mode="scale",
-        activation=None,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        **kwargs,
-    ):
-        super().__init__(
-            hypernet=hypernet,
-            mode=mode,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
-            **kwargs,
-        )
-        self.units = _checks.positive_int("units", units)
-        self.input_spec = keras.layers.InputSpec(min_ndim=2)
-
-    def build(self, input_shape):
-        self.input_dim = _checks.known_last_dim(self.name, input_shape)
-        self.kernel_shape = (self.input_dim, self.units)
-        self._build_weights()
-        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.input_dim})
-
-    def _linear(self, inputs, kernel):
-        return tf.matmul(inputs, kernel)
-
-    def _features(self, inputs):
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}

@@ -124,11 +124,10 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
         return groups
 
     def _build_extra(self, input_shape):
-        if not self.hyper_layers:
-            raise ValueError(
-                "`network` contains no hyper layers (HyperDense, ...): "
-                "there is no posterior to learn."
-            )
+        self._require_layers(
+            self.hyper_layers,
+            "hyper layers (HyperDense, ...): there is no posterior to learn",
+        )
         # Layers given no hypernetwork share one: the first one's default.
         defaults = [layer for layer in self.hyper_layers if layer.default_hypernet]
         for layer in defaults[1:]:

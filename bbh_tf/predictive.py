@@ -114,6 +114,11 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
             if isinstance(layer, types)
         ]
 
+    def _require_layers(self, layers, what):
+        """Refuse a network without ``layers``: ``what`` says which and why."""
+        if not layers:
+            raise ValueError(f"`network` contains no {what}.")
+
     def get_build_config(self):
         return {"input_shape": list(self.input_shape_ or ())}
 

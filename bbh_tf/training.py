@@ -30,10 +30,7 @@ class GuardedFit:
         x, y, sample_weight = validation.unpack(data)
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
+            loss, y_pred = self._training_loss(x, y, sample_weight)
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -47,6 +44,15 @@ class GuardedFit:
         return self._guarded_update(
             [loss], [(self.optimizer, gradients, variables)], record
         )
+
+    def _training_loss(self, x, y, sample_weight):
+        """The compiled loss of a training pass and the predictions the
+        metrics see."""
+        y_pred = self(x, training=True)
+        loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+        return loss, y_pred
 
     def _guarded_update(self, losses, updates, record):
         """Apply ``updates`` (``(optimizer, gradients, variables)`` triples)

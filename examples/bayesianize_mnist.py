@@ -18,7 +18,6 @@ Run::
 Writes ``--output`` (JSON: the three rows, the flags and the environment).
 """
 
-import json
 import os
 import sys
 
@@ -112,10 +111,7 @@ def main(argv):
         },
         "environment": shared_flags.environment(),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(document, f, indent=2)
-    print(f"Wrote {FLAGS.output}")
+    shared_flags.write_json(FLAGS.output, document)
 
 
 if __name__ == "__main__":

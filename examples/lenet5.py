@@ -57,13 +57,5 @@ def lenet5(layers, dropout_rate=0.0):
     )
 
 
-BUILDERS = mnist_mlp.builders(lenet5)
-
-
-def main(argv):
-    del argv
-    mnist_mlp.run_all(BUILDERS, flatten=False)
-
-
 if __name__ == "__main__":
-    app.run(main)
+    app.run(mnist_mlp.main_for(lenet5, flatten=False))

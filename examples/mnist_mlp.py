@@ -434,9 +434,18 @@ def run_all(builders, flatten):
         run(method, train, test, builders)
 
 
-def main(argv):
-    del argv
-    run_all(BUILDERS, flatten=True)
+def main_for(architecture, flatten):
+    """The ``main`` of an example training ``architecture`` (see
+    :func:`builders`) on MNIST images, flattened to vectors or not."""
+
+    def main(argv):
+        del argv
+        run_all(builders(architecture), flatten=flatten)
+
+    return main
+
+
+main = main_for(mlp, flatten=True)
 
 
 if __name__ == "__main__":

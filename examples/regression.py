@@ -36,7 +36,6 @@ Run::
     python examples/regression.py --csv=data.csv --target=price --splits=20
 """
 
-import json
 import math
 import os
 import time
@@ -314,10 +313,7 @@ def main(argv):
         },
         "environment": shared_flags.environment(),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(document, f, indent=2)
-    print(f"Wrote {FLAGS.output}")
+    shared_flags.write_json(FLAGS.output, document)
 
 
 if __name__ == "__main__":

@@ -51,13 +51,5 @@ def row_reader(layers, dropout_rate=0.0):
     )
 
 
-BUILDERS = mnist_mlp.builders(row_reader)
-
-
-def main(argv):
-    del argv
-    mnist_mlp.run_all(BUILDERS, flatten=False)
-
-
 if __name__ == "__main__":
-    app.run(main)
+    app.run(mnist_mlp.main_for(row_reader, flatten=False))

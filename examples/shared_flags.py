@@ -9,6 +9,7 @@ Defined once here so that both scripts (and the flagfiles that reproduce the
 authors' notebooks) spell and check them the same way.
 """
 
+import json
 import os
 import platform
 
@@ -141,9 +142,10 @@ def prior():
 
 
 def hypernetwork():
-    """A ``HyperNetwork`` as ``--hypernet_noise_dim``, ``--hypernet_output_dim``,
-    ``--noise_per_chunk``,
-    ``--semi_implicit``, ``--hypernet_init_stddev`` and ``--hypernet_learning_rate_scale`` say (the paper's sizes otherwise)."""
+    """A ``HyperNetwork`` as ``--hypernet_noise_dim``,
+    ``--hypernet_output_dim``, ``--noise_per_chunk``, ``--semi_implicit``,
+    ``--hypernet_init_stddev`` and ``--hypernet_learning_rate_scale`` say
+    (the paper's sizes otherwise)."""
     return bbh_tf.HyperNetwork(
         noise_dim=FLAGS.hypernet_noise_dim,
         output_dim=FLAGS.hypernet_output_dim,
@@ -230,15 +232,16 @@ def processor_name():
 def check(positive=None):
     """Usage errors naming the flag, before any training: the shared flags,
     and each of ``positive`` (flag name -> value) must be finite and > 0."""
-    positive = dict(
-        positive or {},
-        adam_epsilon=FLAGS.adam_epsilon,
-        hypernet_output_dim=FLAGS.hypernet_output_dim,
-        hypernet_noise_dim=FLAGS.hypernet_noise_dim,
-        hypernet_init_stddev=FLAGS.hypernet_init_stddev,
-        discriminator_steps=FLAGS.discriminator_steps,
-        discriminator_learning_rate=FLAGS.discriminator_learning_rate,
-    )
+    positive = dict(positive or {})
+    for name in (
+        "adam_epsilon",
+        "hypernet_output_dim",
+        "hypernet_noise_dim",
+        "hypernet_init_stddev",
+        "discriminator_steps",
+        "discriminator_learning_rate",
+    ):
+        positive[name] = FLAGS[name].value
     if FLAGS.discriminator_clipvalue is not None:
         positive["discriminator_clipvalue"] = FLAGS.discriminator_clipvalue
     for name, value in positive.items():
@@ -261,3 +264,11 @@ def check(positive=None):
                 "--prior must be pi,sigma1,sigma2 with 0 < pi < 1 and sigmas "
                 f"> 0, got {','.join(FLAGS.prior)!r} ({error})."
             ) from None
+
+
+def write_json(path, document):
+    """Write ``document`` to ``path`` (its folder made if needed) and say so."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(document, f, indent=2)
+    print(f"Wrote {path}")
