@@ -107,6 +107,9 @@ class HyperNetwork(keras.layers.Layer):
         shared_id: The name hyper layers' configs use for this
             hypernetwork, so that layers rebuilt from their configs share one
             again (``bbh_tf.sharing``). Default: a fresh random id.
+        **kwargs: The base layer's (``name``; ``dtype``, default float32
+            whatever the global policy: the hyper layers cast the generated
+            values to their own compute dtype).
 
     Call: ``hypernet(noise, codes)`` with ``codes`` of shape
     ``(num_chunks, code_dim)`` and ``noise`` of shape
@@ -139,6 +142,10 @@ class HyperNetwork(keras.layers.Layer):
         shared_id=None,
         **kwargs,
     ):
+        # float32 unless asked otherwise, whatever the global policy: the
+        # generated values and their densities (the KL term) need the
+        # precision, and the hypernetwork's arithmetic is small.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         # Names this hypernetwork in its users' configs (``bbh_tf.sharing``).
         self.shared_id = str(shared_id) if shared_id else uuid.uuid4().hex
@@ -170,6 +177,7 @@ class HyperNetwork(keras.layers.Layer):
                 self.kernel_initializer,
                 self.learning_rate_scale,
                 name=f"hidden_{i}",
+                dtype=self.dtype_policy,
             )
             for i, units in enumerate(self.hidden_units)
         ]
@@ -179,6 +187,7 @@ class HyperNetwork(keras.layers.Layer):
             self.kernel_initializer,
             self.learning_rate_scale,
             name="output",
+            dtype=self.dtype_policy,
         )
 
     # ------------------------------------------------------------- users

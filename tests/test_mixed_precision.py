@@ -55,6 +55,8 @@ def test_bayes_by_hypernet_trains_under_mixed_precision(policy, mode, estimator)
     assert hidden.compute_dtype == compute
     assert all(v.dtype == "float32" for v in model.network.weights)
     assert all(v.dtype == "float32" for v in model.kl_estimator.weights)
+    # The generated values and the KL term in float32.
+    assert model.hypernets[0].compute_dtype == "float32"
     if estimator == "adversarial":
         assert model.kl_estimator.discriminator.compute_dtype == "float32"
     assert hidden(x[:4]).dtype == compute
