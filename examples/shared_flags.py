@@ -117,6 +117,7 @@ flags.DEFINE_integer(
 )
 
 NAMES = (
+    "ensemble_members",
     "prior",
     "adam_epsilon",
     "kl_estimator",

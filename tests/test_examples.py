@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+import bbh_tf
+
 METHODS = {"bbh", "ml", "mc_dropout", "bbb"}
 MNIST_DIR = os.environ.get("BBH_MNIST_DIR")
 needs_mnist = pytest.mark.skipif(
@@ -546,11 +548,33 @@ def lenet_runs(tmp_path_factory):
 
 @needs_mnist
 def test_lenet5_trains_every_method_on_the_selected_classes(lenet_runs):
-    for method in METHODS:
+    for method in METHODS | {"deep_ensemble"}:
         results = json.loads((lenet_runs / f"{method}.json").read_text())
         assert results["classes"] == [0, 1, 2, 3, 4]
         assert 0.0 <= results["test_accuracy"] <= 1.0
         assert (lenet_runs / f"{method}.keras").stat().st_size > 0
+
+
+@needs_mnist
+def test_sequence_mnist_reads_digits_row_by_row_with_every_method(tmp_path):
+    run_example(
+        "sequence_mnist.py",
+        "--method=all",
+        f"--data_dir={os.path.abspath(MNIST_DIR)}",
+        "--train_size=128",
+        "--epochs=1",
+        "--num_samples=2",
+        "--lstm_units=8",
+        "--verbose=0",
+        f"--output_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    for method in METHODS | {"deep_ensemble"}:
+        results = json.loads((tmp_path / f"{method}.json").read_text())
+        assert 0.0 <= results["test_accuracy"] <= 1.0
+    loaded = bbh_tf.load_model(str(tmp_path / "bbh.keras"))
+    cell = loaded.network.layers[1].cell
+    assert type(cell).__name__ == "HyperLSTMCell" and cell.units == 8
 
 
 @needs_mnist
