@@ -52,7 +52,7 @@ def lenet5(layers, dropout_rate=0.0):
             keras.layers.Flatten(),
             layers.dense(500, "relu"),
             *dropout(),
-            layers.dense(mnist_mlp.NUM_CLASSES, "softmax"),
+            layers.dense(mnist_mlp.NUM_CLASSES, "softmax", output=True),
         ]
     )
 

@@ -108,6 +108,12 @@ flags.DEFINE_enum(
     "bbh: which values the hypernetwork generates (HyperDense's mode; "
     "weight_norm is the paper's).",
 )
+flags.DEFINE_enum(
+    "output_mode",
+    None,
+    ["scale", "weight_norm", "full"],
+    "bbh: the mode of the output layer; default --mode.",
+)
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0, 1 (bar) or 2.")
 flags.DEFINE_bool(
     "jit_compile",
@@ -131,7 +137,7 @@ def mlp(layers, dropout_rate=0.0):
         stack.append(layers.dense(units, "relu"))
         if dropout_rate:
             stack.append(keras.layers.Dropout(dropout_rate))
-    stack.append(layers.dense(NUM_CLASSES, "softmax"))
+    stack.append(layers.dense(NUM_CLASSES, "softmax", output=True))
     return keras.Sequential(stack)
 
 
@@ -152,10 +158,12 @@ class Layers:
             hypernet = shared_flags.hypernetwork()
         self.hypernet = hypernet if method == "bbh" else None
 
-    def dense(self, units, activation):
+    def dense(self, units, activation, output=False):
+        """A dense layer; ``output``: the network's last (``--output_mode``)."""
         if self.method == "bbh":
+            mode = (FLAGS.output_mode if output else None) or self.mode
             return bbh_tf.HyperDense(
-                units, activation=activation, mode=self.mode, hypernet=self.hypernet
+                units, activation=activation, mode=mode, hypernet=self.hypernet
             )
         if self.method == "bbb":
             return bbh_tf.BayesByBackpropDense(
@@ -281,6 +289,7 @@ def flag_values():
             "kl_weight",
             "num_weight_samples",
             "mode",
+            "output_mode",
             "classes",
             "jit_compile",
         )

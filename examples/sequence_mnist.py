@@ -46,7 +46,7 @@ def row_reader(layers, dropout_rate=0.0):
             keras.layers.Reshape((28, 28)),  # 28 steps of 28 pixels
             layers.lstm(flags.FLAGS.lstm_units),
             *dropout,
-            layers.dense(mnist_mlp.NUM_CLASSES, "softmax"),
+            layers.dense(mnist_mlp.NUM_CLASSES, "softmax", output=True),
         ]
     )
 
