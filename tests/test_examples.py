@@ -18,6 +18,8 @@ from conftest import REPO
 import bbh_tf
 
 METHODS = {"bbh", "ml", "mc_dropout", "bbb"}
+# The MNIST examples train a deep ensemble too.
+MNIST_METHODS = METHODS | {"deep_ensemble"}
 MNIST_DIR = os.environ.get("BBH_MNIST_DIR")
 needs_mnist = pytest.mark.skipif(
     not MNIST_DIR, reason="BBH_MNIST_DIR is not set (folder of the MNIST IDX files)"
@@ -329,7 +331,7 @@ def test_jit_compile_flag_reaches_every_mnist_model(tmp_path):
     compiled = printed_json("mnist_mlp", script, cwd=tmp_path)
     assert compiled == {
         "default": [],
-        "--jit_compile": ["bbb", "bbh", "bbh_paper", "mc_dropout", "ml"],
+        "--jit_compile": sorted(MNIST_METHODS | {"bbh_paper"}),
     }
 
 
@@ -485,7 +487,7 @@ def mnist_runs(tmp_path_factory):
 
 @needs_mnist
 def test_mnist_mlp_saves_models_and_metrics(mnist_runs):
-    for method in METHODS:
+    for method in MNIST_METHODS:
         assert (mnist_runs / f"{method}.keras").stat().st_size > 0
         results = json.loads((mnist_runs / f"{method}.json").read_text())
         assert 0.0 <= results["test_accuracy"] <= 1.0
@@ -494,7 +496,10 @@ def test_mnist_mlp_saves_models_and_metrics(mnist_runs):
         assert results["median_epoch_seconds"] > 0
         assert "loss" in results["final_train_logs"]
         assert results["flags"]["train_size"] == 512
-        assert results["num_samples"] == (1 if method == "ml" else 3)
+        # One draw for the deterministic network, one per member (default 5)
+        # for the ensemble, --num_samples for the others.
+        expected = {"ml": 1, "deep_ensemble": 5}.get(method, 3)
+        assert results["num_samples"] == expected
         assert_records_the_environment(results)
 
 
@@ -512,7 +517,7 @@ def test_rotated_digit_plots_the_saved_models(mnist_runs, tmp_path):
     )
     assert output.stat().st_size > 0
     summary = json.loads((tmp_path / "rotated.json").read_text())
-    assert set(summary["methods"]) == METHODS
+    assert set(summary["methods"]) == MNIST_METHODS
     for curves in summary["methods"].values():
         mean = np.array(curves["mean"])
         assert mean.shape == (4, 10)
@@ -548,7 +553,7 @@ def lenet_runs(tmp_path_factory):
 
 @needs_mnist
 def test_lenet5_trains_every_method_on_the_selected_classes(lenet_runs):
-    for method in METHODS | {"deep_ensemble"}:
+    for method in MNIST_METHODS:
         results = json.loads((lenet_runs / f"{method}.json").read_text())
         assert results["classes"] == [0, 1, 2, 3, 4]
         assert 0.0 <= results["test_accuracy"] <= 1.0
@@ -569,7 +574,7 @@ def test_sequence_mnist_reads_digits_row_by_row_with_every_method(tmp_path):
         f"--output_dir={tmp_path}",
         cwd=tmp_path,
     )
-    for method in METHODS | {"deep_ensemble"}:
+    for method in MNIST_METHODS:
         results = json.loads((tmp_path / f"{method}.json").read_text())
         assert 0.0 <= results["test_accuracy"] <= 1.0
     loaded = bbh_tf.load_model(str(tmp_path / "bbh.keras"))
@@ -597,7 +602,7 @@ def test_evaluate_writes_every_measure_and_figure(lenet_runs, tmp_path):
     for figure in ("reliability", "shift", "adversarial"):
         assert (tmp_path / f"tiny_{figure}.png").stat().st_size > 0
     results = json.loads((tmp_path / "tiny_evaluation.json").read_text())["results"]
-    assert set(results) == METHODS
+    assert set(results) == MNIST_METHODS
     for method, result in results.items():
         assert set(result["in_distribution"]) >= {"accuracy", "nll", "brier", "ece"}
         assert len(result["shift"]["accuracy"]) == 13  # 0 to 180 in 15-degree steps
