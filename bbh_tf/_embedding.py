@@ -2,6 +2,7 @@
 ``HyperEmbedding`` and ``BayesByBackpropEmbedding``."""
 
 import keras
+import tensorflow as tf
 
 from bbh_tf import _checks
 
@@ -38,6 +39,10 @@ class EmbeddingLayer:
         self.output_dim = _checks.positive_int("output_dim", output_dim)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        if self.mask_zero:
+            # Its mask follows its input rows: no one copy of a prediction
+            # batch for all draws (LinearHyperLayer.accepts_shared_input).
+            self.accepts_shared_input = False
 
     def build(self, input_shape=None):
         self.kernel_shape = (self.input_dim, self.output_dim)
@@ -47,6 +52,11 @@ class EmbeddingLayer:
         if not self.mask_zero:
             return None
         return keras.ops.not_equal(inputs, 0)
+
+    def _indices(self, inputs):
+        """Integer inputs as they are (int64 ids above int32's range stay
+        exact), anything else as int32."""
+        return inputs if inputs.dtype.is_integer else tf.cast(inputs, "int32")
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

@@ -41,7 +41,7 @@ class BayesByBackpropEmbedding(_embedding.EmbeddingLayer, BayesByBackpropLayer):
     _regularizer_argument = None
 
     def call(self, inputs):
-        indices = tf.cast(inputs, "int32")
+        indices = self._indices(inputs)
         mean = tf.gather(self.kernel_mu, indices)
         sigma = tf.gather(self.kernel_sigma, indices)
         noise = _random.normal(tf.shape(mean), self.seed_generator, dtype=mean.dtype)

@@ -107,7 +107,13 @@ class PosteriorHealth(keras.callbacks.Callback):
                     keras.ops.convert_to_numpy(values), (self.num_draws, -1)
                 )
                 flat = flat[:, : layer.num_generated]
-                result[layer.name] = (
+                # Two layers of one name (a Bidirectional wrapper's cells)
+                # are told apart by a suffix.
+                name, copy = layer.name, 1
+                while name in result:
+                    copy += 1
+                    name = f"{layer.name}_{copy}"
+                result[name] = (
                     float(np.median(flat.std(axis=0))),
                     float(np.median(np.abs(flat))),
                 )

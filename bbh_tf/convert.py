@@ -70,6 +70,8 @@ def _unsupported(layer):
         return "no Bayesian counterpart"
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         return "a channels_first convolution"
+    if getattr(layer, "groups", 1) != 1:
+        return "a grouped convolution"
     cell = getattr(layer, "cell", None)
     if cell is not None and (cell.dropout or cell.recurrent_dropout):
         return "an LSTM with dropout (the Bayesian cells have none)"
@@ -217,7 +219,9 @@ def bayesianize(
     for source, target in pairs:
         if id(source) in chosen:
             _copy_trained(source, target)
-        elif source.weights:
+        elif getattr(source, "weights", None):
+            # (clone_model also hands over operations such as a mask's
+            # NotEqual, which have no weights.)
             target.set_weights(source.get_weights())
     wrapper = BayesByHypernet if method == "bbh" else BayesByBackprop
     converted = wrapper(network, num_examples=num_examples, **model_kwargs)

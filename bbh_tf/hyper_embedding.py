@@ -48,7 +48,7 @@ class HyperEmbedding(_embedding.EmbeddingLayer, LinearHyperLayer):
     """
 
     def _linear(self, inputs, kernel):
-        return tf.gather(kernel, tf.cast(inputs, "int32"))
+        return tf.gather(kernel, self._indices(inputs))
 
     def _per_draw(self, inputs, kernel, bias, shared):
         draws = tf.shape(kernel)[0]
@@ -56,7 +56,7 @@ class HyperEmbedding(_embedding.EmbeddingLayer, LinearHyperLayer):
             inputs = repeat_for_draws(inputs, draws)
         tables = tf.reshape(kernel, (-1,) + self.kernel_shape)
         # Each draw's rows look up its own table.
-        indices = tf.reshape(tf.cast(inputs, "int32"), tf.stack([draws, -1]))
+        indices = tf.reshape(self._indices(inputs), tf.stack([draws, -1]))
         outputs = tf.gather(tables, indices, batch_dims=1)
         return tf.reshape(
             outputs, tf.concat([tf.shape(inputs), [self.output_dim]], axis=0)

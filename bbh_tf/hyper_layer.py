@@ -34,6 +34,9 @@ class HyperLayer(keras.layers.Layer):
             A hypernetwork's config (from :meth:`get_config`) is rebuilt so
             that the layers rebuilt with it share one again
             (``bbh_tf.sharing``).
+        default_hypernet: Whether ``hypernet`` stands for a default one
+            (set in configs, so that a rebuilt layer given none at first
+            still shares the model's default). Default: ``hypernet is None``.
     """
 
     # Whether ``call`` handles one copy of the batch shared by all draws
@@ -41,11 +44,14 @@ class HyperLayer(keras.layers.Layer):
     # sets it, and prediction then runs the layers before it once.
     accepts_shared_input = False
 
-    def __init__(self, hypernet=None, **kwargs):
+    def __init__(self, hypernet=None, default_hypernet=None, **kwargs):
         super().__init__(**kwargs)
-        # Whether the layer made its own default hypernetwork (which a
-        # BayesByHypernet replaces by one shared default).
-        self.default_hypernet = hypernet is None
+        # Whether the layer draws from a default hypernetwork, its own or
+        # (rebuilt from a config: ``default_hypernet=True``) a copy of one:
+        # a BayesByHypernet replaces those by one shared default.
+        self.default_hypernet = (
+            hypernet is None if default_hypernet is None else bool(default_hypernet)
+        )
         if hypernet is None:
             hypernet = HyperNetwork()
         elif isinstance(hypernet, dict):
@@ -61,12 +67,16 @@ class HyperLayer(keras.layers.Layer):
 
     def share_hypernet(self, hypernet):
         """Draw from ``hypernet`` instead of the default hypernetwork this
-        layer made (the two must have the same config: the layer's own
-        weights, position codes included, stay valid)."""
-        if not self.default_hypernet:
+        layer made, or instead of a copy of ``hypernet`` (the same
+        ``shared_id``). The two must have the same config: the layer's own
+        weights, position codes included, stay valid."""
+        if hypernet is self.hypernet:
+            return
+        if not (self.default_hypernet or hypernet.shared_id == self.hypernet.shared_id):
             raise ValueError(
                 f"{self.name} draws from a hypernetwork it was given; only a "
-                "layer's own default one can be replaced."
+                "layer's own default one, or a copy of the new one, can be "
+                "replaced."
             )
         old = self.hypernet
         locked = self._tracker.locked
@@ -77,7 +87,6 @@ class HyperLayer(keras.layers.Layer):
             self._tracker.lock()
         old.detach(self)
         hypernet.attach(self)
-        self.default_hypernet = False
 
     def add_generated_values(self, num_values, initial_mean="zeros", value_scale=1.0):
         """Reserve ``num_values`` generated values (call once, in ``build``).
@@ -175,4 +184,5 @@ class HyperLayer(keras.layers.Layer):
         # Plain JSON: the hypernetwork's config, whose shared_id lets
         # rebuilding restore the sharing (bbh_tf.sharing).
         config["hypernet"] = keras.saving.serialize_keras_object(self.hypernet)
+        config["default_hypernet"] = self.default_hypernet
         return config

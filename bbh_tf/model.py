@@ -17,7 +17,7 @@ Each training step (``train_step``, traced by ``fit`` into a tf.function):
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, kl, validation
+from bbh_tf import _checks, kl, sharing, validation
 from bbh_tf.injection import injected_values
 from bbh_tf.layers import HyperLayer
 from bbh_tf.posterior import claim_hypernets, groups_of, shared_input_layer
@@ -132,6 +132,7 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
         defaults = [layer for layer in self.hyper_layers if layer.default_hypernet]
         for layer in defaults[1:]:
             layer.share_hypernet(defaults[0].hypernet)
+        sharing.merge_copies(self.hyper_layers)
         claim_hypernets(self.hypernets, self)
         self.kl_estimator.setup(self._groups, self.prior)
 

@@ -33,5 +33,23 @@ def rebuild(config, layer_name):
         hypernet = ref() if ref is not None else None
         if hypernet is None or layer_name in hypernet.user_names():
             hypernet = keras.saving.deserialize_keras_object(config)
+            hypernet.__dict__["_bbh_rebuilt"] = True
             _REBUILT[shared_id] = weakref.ref(hypernet)
         return hypernet
+
+
+def is_rebuilt(hypernet):
+    """Whether ``hypernet`` was made here from a config (not by the user)."""
+    return hypernet.__dict__.get("_bbh_rebuilt", False)
+
+
+def merge_copies(hyper_layers):
+    """Make the layers of one model whose hypernetworks are copies of one
+    (the same ``shared_id``: a ``keras.layers.Bidirectional`` wrapper, for
+    one, rebuilds its layer from its config) draw from one again: the
+    user's own rather than a rebuilt copy."""
+    first = {}
+    for layer in sorted(hyper_layers, key=lambda layer: is_rebuilt(layer.hypernet)):
+        shared = first.setdefault(layer.hypernet.shared_id, layer.hypernet)
+        if layer.hypernet is not shared:
+            layer.share_hypernet(shared)

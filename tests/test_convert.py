@@ -98,6 +98,19 @@ def _sequence_classifier():
     return net, x, y
 
 
+def test_a_functional_network_whose_mask_reaches_an_lstm_converts():
+    # clone_model hands the mask's operation to the clone function too.
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(2).integers(0, 20, size=(16, 6)).astype("int32")
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(20, 4, mask_zero=True)(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.LSTM(3)(hidden))
+    net = keras.Model(inputs, outputs)
+    model = bbh_tf.bayesianize(net, num_examples=16)
+    mean, _ = model.predict_distribution(x, num_samples=5)
+    np.testing.assert_allclose(mean, net.predict(x, verbose=0), atol=0.02)
+
+
 def _image_classifier():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(1).normal(size=(32, 8, 8, 3)).astype("float32")
@@ -171,6 +184,19 @@ def test_every_layer_kind_converts_with_its_training(make, kinds, method):
             ),
             ValueError,
             "Layer 'tagger' .*an LSTM with dropout",
+        ),
+        (
+            lambda net: bbh_tf.bayesianize(
+                keras.Sequential(
+                    [
+                        keras.Input((6, 4)),
+                        keras.layers.Conv1D(4, 3, groups=2, name="grouped"),
+                    ]
+                ),
+                10,
+            ),
+            ValueError,
+            "Layer 'grouped' .*a grouped convolution",
         ),
         (
             lambda net: bbh_tf.bayesianize(net, 10, last_layers=3),

@@ -242,3 +242,53 @@ def test_sequence_models_train_save_load_and_export(method, tmp_path):
     served = tf.saved_model.load(export).signatures["serving_default"]
     outputs = served(inputs=tf.constant(x[:3]))
     assert outputs["mean"].shape == (3, 2)
+
+
+def test_a_masking_embedding_first_in_a_sequential_network_predicts():
+    # Its mask follows its input rows, so prediction must not hand it one
+    # copy of the batch for all draws.
+    x, y = _text_data()
+    x[:, -2:] = 0  # padding
+    net = keras.Sequential(
+        [
+            keras.Input((8,), dtype="int32"),
+            bbh_tf.HyperEmbedding(12, 6, mask_zero=True),
+            keras.layers.RNN(bbh_tf.HyperLSTMCell(5)),
+            bbh_tf.HyperDense(2, activation="softmax"),
+        ]
+    )
+    model = bbh_tf.BayesByHypernet(net, num_examples=len(x))
+    mean, std = model.predict_distribution(x[:7], num_samples=4)
+    assert mean.shape == (7, 2) and np.isfinite(mean).all()
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_a_bidirectional_wrapper_keeps_one_hypernetwork(explicit):
+    # Bidirectional rebuilds its layer (and so the cell) from its config,
+    # twice; the copies draw from one hypernetwork again.
+    hypernet = bbh_tf.HyperNetwork() if explicit else None
+    net = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.Bidirectional(
+                keras.layers.RNN(bbh_tf.HyperLSTMCell(4, hypernet=hypernet))
+            ),
+            bbh_tf.HyperDense(2, activation="softmax", hypernet=hypernet),
+        ]
+    )
+    model = bbh_tf.BayesByHypernet(net, num_examples=10)
+    model.build((None, 5, 3))
+    assert len(model.hyper_layers) == 3
+    assert len(model.hypernets) == 1
+    if explicit:
+        assert model.hypernets[0] is hypernet
+    health = bbh_tf.callbacks.PosteriorHealth(num_draws=4)
+    health.set_model(model)
+    assert len(health.spreads()) == 3  # the two cells told apart
+
+
+def test_int64_ids_are_not_wrapped_to_int32():
+    layer = bbh_tf.HyperEmbedding(10, 2)
+    ids = tf.constant([[2**32 + 5]], dtype="int64")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        layer(ids)
