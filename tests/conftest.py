@@ -70,17 +70,25 @@ def compiled_model(network=None, num_examples=256, **kwargs):
     return model
 
 
-def run_python(code, cwd, env_extra=None, timeout=300):
-    """Run ``code`` in a fresh interpreter; return stdout, fail on error."""
+def run_subprocess(*args, cwd, env_extra=None, timeout=600):
+    """``python *args`` in a fresh interpreter with the repository on the
+    path; returns the ``CompletedProcess`` (output captured as text)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     env.update(env_extra or {})
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_python(code, cwd, env_extra=None, timeout=300):
+    """Run ``code`` in a fresh interpreter; return stdout, fail on error."""
+    result = run_subprocess(
+        "-c", textwrap.dedent(code), cwd=cwd, env_extra=env_extra, timeout=timeout
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout

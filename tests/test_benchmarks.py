@@ -5,38 +5,29 @@ settings, so they cannot silently rot. performance.py needs
 
 import json
 import os
-import subprocess
-import sys
 
-from conftest import REPO
+from conftest import REPO, run_subprocess
 from test_examples import MNIST_DIR, needs_mnist
 
 
 @needs_mnist
 def test_performance_benchmark_measures_every_part(tmp_path):
     output, figure = tmp_path / "performance.json", tmp_path / "scaling.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "performance.py"),
-            f"--data_dir={os.path.abspath(MNIST_DIR)}",
-            "--train_size=256",
-            "--methods=ml,bbh,bbh_full,flipout",
-            "--widths=16",
-            "--epochs=2",
-            "--rounds=2",
-            "--predict_width=16",
-            "--predict_draws=1,3",
-            "--slow_train_size=128",
-            "--slow_widths=16",
-            f"--output={output}",
-            f"--figure={figure}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "performance.py"),
+        f"--data_dir={os.path.abspath(MNIST_DIR)}",
+        "--train_size=256",
+        "--methods=ml,bbh,bbh_full,flipout",
+        "--widths=16",
+        "--epochs=2",
+        "--rounds=2",
+        "--predict_width=16",
+        "--predict_draws=1,3",
+        "--slow_train_size=128",
+        "--slow_widths=16",
+        f"--output={output}",
+        f"--figure={figure}",
         cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     document = json.loads(output.read_text())
@@ -58,18 +49,11 @@ def test_performance_benchmark_measures_every_part(tmp_path):
 def test_step_time_benchmark_times_every_variant(tmp_path):
     # benchmarks/step_time.py (random data, no MNIST needed): every variant,
     # including the timing-only subclasses, trains and is timed.
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "step_time.py"),
-            "--steps=1",
-            "--rounds=1",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "step_time.py"),
+        "--steps=1",
+        "--rounds=1",
         cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     lines = result.stdout.splitlines()
@@ -94,21 +78,14 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
 
 def test_toy_posterior_structure_reports_both_variants(tmp_path):
     output = tmp_path / "structure.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "research", "toy_posterior_structure.py"),
-            "--seeds=0",
-            "--steps=20",
-            "--draws=50",
-            "--num_samples=10",
-            f"--results={output}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "research", "toy_posterior_structure.py"),
+        "--seeds=0",
+        "--steps=20",
+        "--draws=50",
+        "--num_samples=10",
+        f"--results={output}",
         cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     document = json.loads(output.read_text())
@@ -129,18 +106,11 @@ def test_toy_posterior_structure_reports_both_variants(tmp_path):
     assert rows["per_value"]["mean_abs_correlation"] < 0.2
     assert rows["shared"]["mean_abs_correlation"] > 0.3
     assert "| per_value | 0 |" in result.stdout
-    rejected = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "research", "toy_posterior_structure.py"),
-            "--seeds=0,-1",
-            f"--results={tmp_path / 'rejected.json'}",
-        ],
+    rejected = run_subprocess(
+        os.path.join(REPO, "research", "toy_posterior_structure.py"),
+        "--seeds=0,-1",
+        f"--results={tmp_path / 'rejected.json'}",
         cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--seeds must be integers in [0, 2**32 - 1]" in rejected.stderr
@@ -163,15 +133,7 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         "    print(name, h.semi_implicit, h.noise_per_chunk, h.output_dim,\n"
         "          type(model.kl_estimator).__name__)\n"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    built = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    built = run_subprocess("-c", script, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-4000:]
     assert built.stdout.split("\n")[-4:-1] == [
         "bbh_paper False False 256 AdversarialKL",
@@ -179,39 +141,25 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
         "bbh True False 256 SemiImplicitKL",
     ]
     output = tmp_path / "epoch_time.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "epoch_time.py"),
-            f"--data_dir={os.path.abspath(MNIST_DIR)}",
-            "--train_size=256",
-            "--methods=ml,bbh_paper,bbh_per_value,bbh",
-            "--rounds=2",
-            f"--output={output}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "epoch_time.py"),
+        f"--data_dir={os.path.abspath(MNIST_DIR)}",
+        "--train_size=256",
+        "--methods=ml,bbh_paper,bbh_per_value,bbh",
+        "--rounds=2",
+        f"--output={output}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(output.read_text())["results"]
     assert set(results) == {"ml", "bbh_paper", "bbh_per_value", "bbh"}
     # An unknown method is a usage error naming the flag, before any data.
-    rejected = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "epoch_time.py"),
-            f"--data_dir={tmp_path / 'no_data'}",
-            "--methods=ml,bbh_papr",
-            f"--output={tmp_path / 'rejected.json'}",
-        ],
+    rejected = run_subprocess(
+        os.path.join(REPO, "benchmarks", "epoch_time.py"),
+        f"--data_dir={tmp_path / 'no_data'}",
+        "--methods=ml,bbh_papr",
+        f"--output={tmp_path / 'rejected.json'}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--methods must name methods of" in rejected.stderr
@@ -231,21 +179,13 @@ def test_epoch_time_benchmark_times_each_hypernetwork(tmp_path):
 
 def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
     output = tmp_path / "xla_noise.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "xla_noise.py"),
-            "--shape=5,16,8",
-            "--rounds=2",
-            "--calls=2",
-            f"--output={output}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "xla_noise.py"),
+        "--shape=5,16,8",
+        "--rounds=2",
+        "--calls=2",
+        f"--output={output}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads(output.read_text())
@@ -258,44 +198,29 @@ def test_xla_noise_benchmark_times_both_samplers_with_and_without_xla(tmp_path):
     assert all(len(r["ms"]) == 2 and r["min_ms"] > 0 for r in saved["results"].values())
     assert "processor" in saved["environment"]
     for shape in ("5,x", "5,0"):
-        rejected = subprocess.run(
-            [
-                sys.executable,
-                os.path.join(REPO, "benchmarks", "xla_noise.py"),
-                f"--shape={shape}",
-            ],
+        rejected = run_subprocess(
+            os.path.join(REPO, "benchmarks", "xla_noise.py"),
+            f"--shape={shape}",
             cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
         )
         assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
         assert "--shape must be positive integers" in rejected.stderr
 
 
 def test_toy_hmc_reference_samples_the_example_network(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     script = os.path.join(REPO, "research", "toy_hmc_reference.py")
     output = tmp_path / "hmc.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--chains=2",
-            "--burnin=10",
-            "--draws=10",
-            "--max_tree_depth=3",
-            "--prior_draws=300",
-            "--with_methods=ml",
-            "--steps=20",
-            f"--output={output}",
-        ],
+    result = run_subprocess(
+        script,
+        "--chains=2",
+        "--burnin=10",
+        "--draws=10",
+        "--max_tree_depth=3",
+        "--prior_draws=300",
+        "--with_methods=ml",
+        "--steps=20",
+        f"--output={output}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads((tmp_path / "hmc.json").read_text())
@@ -326,33 +251,12 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
         "    np.testing.assert_allclose(first, net(x[:, None]).numpy()[:, 0], rtol=1e-5, atol=1e-4)\n"
         "print('layout ok')\n"
     )
-    checked = subprocess.run(
-        [sys.executable, "-c", check],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    checked = run_subprocess("-c", check, cwd=tmp_path)
     assert "layout ok" in checked.stdout, checked.stderr[-4000:]
-    rejected = subprocess.run(
-        [sys.executable, script, "--with_methods=ml,hmm"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rejected = run_subprocess(script, "--with_methods=ml,hmm", cwd=tmp_path)
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--with_methods must name methods of" in rejected.stderr
-    rejected = subprocess.run(
-        [sys.executable, script, "--output_layer_from=bbb"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rejected = run_subprocess(script, "--output_layer_from=bbb", cwd=tmp_path)
     assert rejected.returncode != 0 and "Traceback" not in rejected.stderr
     assert "--output_layer_from=bbb needs --bbb_layers=first" in rejected.stderr
     assert "== " not in rejected.stdout  # before any training
@@ -361,28 +265,20 @@ def test_toy_hmc_reference_samples_the_example_network(tmp_path):
 def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
     # --output_layer_from: the first layer's 200 values sampled, the output
     # layer the one the method learned; the method's bands beside them.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     output = tmp_path / "first.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "research", "toy_hmc_reference.py"),
-            "--chains=2",
-            "--burnin=5",
-            "--draws=5",
-            "--max_tree_depth=2",
-            "--prior_draws=200",
-            "--output_layer_from=bbb",
-            "--bbb_layers=first",
-            "--steps=20",
-            "--num_samples=10",
-            f"--output={output}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "research", "toy_hmc_reference.py"),
+        "--chains=2",
+        "--burnin=5",
+        "--draws=5",
+        "--max_tree_depth=2",
+        "--prior_draws=200",
+        "--output_layer_from=bbb",
+        "--bbb_layers=first",
+        "--steps=20",
+        "--num_samples=10",
+        f"--output={output}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     saved = json.loads((tmp_path / "first.json").read_text())
@@ -398,23 +294,16 @@ def test_toy_hmc_reference_can_fix_a_methods_output_layer(tmp_path):
 def test_toy_vs_hmc_reports_ratios_and_the_hypernetwork_share(tmp_path):
     output = tmp_path / "toy_vs_hmc.json"
     reference = os.path.join(REPO, "docs", "runs", "toy_hmc", "hmc_seed{seed}.json")
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "research", "toy_vs_hmc.py"),
-            "--seeds=0",
-            "--variants=default,bbb",
-            "--steps=20",
-            "--num_samples=10",
-            "--rerun_seed=0",
-            f"--hmc_reference={reference}",
-            f"--output={output}",
-        ],
+    result = run_subprocess(
+        os.path.join(REPO, "research", "toy_vs_hmc.py"),
+        "--seeds=0",
+        "--variants=default,bbb",
+        "--steps=20",
+        "--num_samples=10",
+        "--rerun_seed=0",
+        f"--hmc_reference={reference}",
+        f"--output={output}",
         cwd=tmp_path,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     document = json.loads(output.read_text())

@@ -13,10 +13,8 @@ import glob
 import itertools
 import os
 import re
-import subprocess
-import sys
 
-from conftest import REPO
+from conftest import REPO, run_subprocess
 
 RUNS = os.path.join(REPO, "docs", "runs")
 REFERENCE = re.compile(r"(?:docs/runs/|\.\./runs/)([A-Za-z0-9_.{},<>*/-]+)")
@@ -68,13 +66,14 @@ def test_every_run_is_referenced():
 def test_the_site_builds_strict(tmp_path):
     # Strict: a broken link, a missing page or a docstring that names an
     # argument the signature lacks fails the build.
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path)],
+    result = run_subprocess(
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        f"--site-dir={tmp_path}",
         cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
+        env_extra={"NO_MKDOCS_2_WARNING": "1"},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -8,12 +8,10 @@ without it they are skipped.
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, run_subprocess
 
 import bbh_tf
 
@@ -26,28 +24,16 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
-def run_python(*args, cwd, timeout=600):
-    """``python *args`` with the repository on the path."""
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def run_example(script, *args, cwd):
     """Run ``examples/<script>`` with ``args``; fail with its stderr on error."""
-    result = run_python(os.path.join(REPO, "examples", script), *args, cwd=cwd)
+    result = run_subprocess(os.path.join(REPO, "examples", script), *args, cwd=cwd)
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
 
 
 def run_failing_example(script, *args, cwd):
     """Run ``examples/<script>``, expecting a usage error: its stderr."""
-    result = run_python(
+    result = run_subprocess(
         os.path.join(REPO, "examples", script), *args, cwd=cwd, timeout=300
     )
     assert result.returncode != 0
@@ -64,7 +50,7 @@ def printed_json(module, code, cwd):
         f"sys.path.insert(0, {os.path.join(REPO, 'examples')!r})\n"
         f"import {module} as example\n"
     )
-    result = run_python("-c", prelude + code, cwd=cwd, timeout=300)
+    result = run_subprocess("-c", prelude + code, cwd=cwd, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
