@@ -74,10 +74,7 @@ class DeepEnsemble(PredictiveModel):
     def sample_predictions(self, inputs, num_samples, **kwargs):
         """Draw ``d`` is member ``d mod num_members``: ``(num_samples, batch,
         ...)``. Each member runs once."""
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype.is_floating:
-            inputs = tf.cast(inputs, self.compute_dtype)
-        outputs = self._outputs(inputs, training=False)
+        outputs = self._outputs(self._network_input(inputs), training=False)
         return tf.gather(outputs, tf.range(num_samples) % self.num_members)
 
     def _training_loss(self, x, y, sample_weight):

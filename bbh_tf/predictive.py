@@ -92,8 +92,7 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
 
     @property
     def input_dtype_(self):
-        """The dtype of the network's input: its ``keras.Input``'s (e.g.
-        ``"int32"`` for token ids), else ``"float32"``."""
+        """The network's ``keras.Input`` dtype (int32 for token ids), else float32."""
         try:
             inputs = self.network.inputs
         except (AttributeError, ValueError):
@@ -134,14 +133,19 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         """Outputs for ``rows`` laid out as ``num_draws`` equal groups."""
         return self.network(rows, training=False)
 
+    def _network_input(self, inputs):
+        """``inputs`` as a tensor, floats in the compute dtype (ids stay ints)."""
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype.is_floating:
+            inputs = tf.cast(inputs, self.compute_dtype)
+        return inputs
+
     def sample_predictions(self, inputs, num_samples, **kwargs):
         """Outputs for ``num_samples`` draws: ``(num_samples, batch, ...)``.
 
         All draws run in one vectorised pass (see :meth:`_sample_batch`).
         """
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype.is_floating:
-            inputs = tf.cast(inputs, self.compute_dtype)
+        inputs = self._network_input(inputs)
         outputs = self._sample_batch(inputs, num_samples, **kwargs)
         return tf.reshape(
             outputs,
