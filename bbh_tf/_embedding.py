@@ -39,10 +39,6 @@ class EmbeddingLayer:
         self.output_dim = _checks.positive_int("output_dim", output_dim)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
-        if self.mask_zero:
-            # Its mask follows its input rows: no one copy of a prediction
-            # batch for all draws (LinearHyperLayer.accepts_shared_input).
-            self.accepts_shared_input = False
 
     def build(self, input_shape=None):
         self.kernel_shape = (self.input_dim, self.output_dim)

@@ -204,14 +204,17 @@ def claim_hypernets(hypernets, owner):
 def shared_input_layer(network):
     """The hyper layer of ``network`` that can take one copy of a prediction
     batch for all draws, or None: the first hyper layer of a Sequential
-    network, if it ``accepts_shared_input`` (everything before it sees the batch once, at ``training=False``,
-    and everything after it one group of rows per draw)."""
+    network, if it ``accepts_shared_input`` and puts out no mask
+    (everything before it sees the batch once, at ``training=False``, and
+    everything after it one group of rows per draw)."""
     if not isinstance(network, keras.Sequential):
         return None
     for layer in network.layers:
         if isinstance(layer, HyperLayer):
-            # Only layers written for it expand a shared batch themselves.
-            return layer if layer.accepts_shared_input else None
+            # Only layers written for it expand a shared batch themselves,
+            # and a mask (an embedding's) would follow the unexpanded rows.
+            shares = layer.accepts_shared_input and not layer.supports_masking
+            return layer if shares else None
         if any(
             isinstance(inner, HyperLayer)
             for inner in layer._flatten_layers(include_self=False)
