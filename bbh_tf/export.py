@@ -106,11 +106,15 @@ def export_saved_model(model, path, num_samples=32, classifier=None):
     )
 
     def serve(inputs):
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             tf.shape(inputs)[1:],
             tf.constant(row_shape, tf.int32),
             message=shape_message,
         )
+        # The network runs after the check: a wrong shape is named, never a
+        # matrix-size error from inside it (nothing orders the two else).
+        with tf.control_dependencies([check]):
+            inputs = tf.identity(inputs)
         # Non-finite rows are served as NaN with a flag; zeros go through the
         # network in their place, so they cannot touch the other rows.
         rows = tf.reshape(inputs, [tf.shape(inputs)[0], -1])
