@@ -20,12 +20,12 @@ import tensorflow as tf
 def all_finite(tensors):
     """Whether every tensor of ``tensors`` (None entries ignored) is finite
     on every replica: a scalar bool tensor."""
-    checks = [
-        tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32)))
-        for t in tensors
-        if t is not None
-    ]
-    finite = tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+    # One sum per tensor: a NaN or an infinity anywhere makes it non-finite,
+    # in one pass over each gradient (``is_finite`` then ``reduce_all`` is
+    # two, and writes a mask as large as the gradient). A finite tensor
+    # whose sum overflows float32 (beyond 3e38) counts as non-finite too.
+    sums = [tf.reduce_sum(tf.cast(t, tf.float32)) for t in tensors if t is not None]
+    finite = tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         bad = context.all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))

@@ -21,7 +21,13 @@ from bbh_tf._kernel import DenseLayer, KernelLayer
 from bbh_tf.hyper_layer import HyperLayer
 from bbh_tf.injection import input_shared_by_draws
 
-__all__ = ["HyperDense", "HyperLayer", "LinearHyperLayer", "repeat_for_draws"]
+__all__ = [
+    "HyperDense",
+    "HyperLayer",
+    "LinearHyperLayer",
+    "column_norms",
+    "repeat_for_draws",
+]
 
 _MODES = ("scale", "weight_norm", "full")
 _NORM_EPSILON = 1e-12
@@ -60,6 +66,24 @@ def repeat_for_draws(x, num_draws):
     return tf.tile(x, multiples)
 
 
+@tf.custom_gradient
+def column_norms(columns):
+    """``sqrt(sum_i columns[i, j]^2 + eps)`` per column ``j``: weight
+    normalisation's ``||V||``.
+
+    Its gradient, ``columns * upstream / norm``, is one broadcasting product:
+    what automatic differentiation of ``sqrt(reduce_sum(square(V)))`` gives
+    in three passes over the kernel (broadcast, two products), the largest
+    cost of weight normalisation without XLA (docs/performance.md)."""
+    # (tf.math.reduce_euclidean_norm is one pass fewer but has no XLA kernel.)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(columns), axis=0) + _NORM_EPSILON)
+
+    def gradient(upstream):
+        return columns * (upstream / norms)
+
+    return norms, gradient
+
+
 def _scale_per_draw(outputs, scales, bias, direction=None):
     """Turn ``x * V`` (any linear map with kernel ``V``, output units last)
     into ``x * (V diag g) + b`` for per-draw scales ``g`` ``(S, units)``, or,
@@ -71,8 +95,7 @@ def _scale_per_draw(outputs, scales, bias, direction=None):
     """
     if direction is not None:
         columns = tf.reshape(direction, (-1, scales.shape[-1]))
-        norm = tf.sqrt(tf.reduce_sum(tf.square(columns), axis=0) + _NORM_EPSILON)
-        scales = scales / norm
+        scales = scales / column_norms(columns)
     scaled = _split_draws(outputs, tf.shape(scales)[0]) * scales[:, None, :]
     if bias is not None:
         scaled += bias

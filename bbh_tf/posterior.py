@@ -33,9 +33,6 @@ GroupNoise = collections.namedtuple("GroupNoise", ["eps", "xi"])
 # values ``w`` the layers use, both ``(draws, chunks, output_dim)``.
 Draws = collections.namedtuple("Draws", ["eps", "mean", "values"])
 
-# Largest (draws x mixture components x values) block of the pairwise
-# conditional densities held at once.
-_PAIRWISE_BLOCK = 2**24
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -151,30 +148,42 @@ class HyperGroup:
         """``log q(w_j | eps_k)`` per block for every pair of a draw ``j`` of
         ``values`` ``(n, chunks, output_dim)`` and a mixture component ``k``
         of ``means`` ``(m, chunks, output_dim)``: ``(n, m, num_blocks)``,
-        float32. Needs a semi-implicit hypernetwork."""
+        float32. Needs a semi-implicit hypernetwork.
+
+        The squared distances ``||(w_j - mean_k) / sigma||^2`` come from one
+        product, ``|a|^2 + |b|^2 - 2 a.b``, instead of ``n * m`` differences
+        of all values (the step's largest element-wise work otherwise, and
+        ``n * m`` copies of a full-mode draw). Against its rounding the
+        points are centred first and the product is in float64: the error
+        is then ~1e-16 of the spread of the means in units of ``sigma``, not
+        ~1e-7 of the values' own size (a draw's distance to its own mean is
+        about ``sqrt(d)`` in those units, wherever it lies)."""
         mask = tf.constant(self.mask)
         sigma = tf.where(mask > 0, self.stddev(), 1.0)
         log_norm = tf.reduce_sum((tf.math.log(sigma) + 0.5 * _LOG_2PI) * mask, -1)
-        values = tf.cast(values, tf.float32)
-        means = tf.cast(means, tf.float32)
-        n, m = values.shape[0], means.shape[0]
-        # With static draw counts (the training step's), components in blocks
-        # that bound the memory; otherwise all at once.
-        if n is None or m is None:
-            blocks = [means]
-        else:
-            size = n * self.total_chunks * self.hypernet.output_dim
-            step = max(1, _PAIRWISE_BLOCK // size)
-            blocks = [means[start : start + step] for start in range(0, m, step)]
-        parts = []
-        for block in blocks:
-            z = (values[:, None] - block[None]) / sigma
-            # (n, components, chunks): the log density summed in each chunk.
-            parts.append(-0.5 * tf.reduce_sum(tf.square(z) * mask, axis=-1) - log_norm)
-        per_chunk = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
-        if self.num_blocks == 1:
-            return tf.reduce_sum(per_chunk, axis=-1, keepdims=True)
-        return per_chunk
+        blocks = self.num_blocks
+        log_norm = tf.reshape(log_norm, (blocks, -1))
+        log_norm = tf.reduce_sum(log_norm, axis=-1)
+
+        precision = mask / sigma  # zero on the padding
+
+        def standardised(points):
+            # (blocks, count, values per block) in units of sigma.
+            scaled = tf.cast(points, tf.float32) * precision
+            scaled = tf.reshape(scaled, (tf.shape(points)[0], blocks, -1))
+            return tf.transpose(scaled, (1, 0, 2))
+
+        a, b = standardised(values), standardised(means)
+        centre = tf.reduce_mean(b, axis=1, keepdims=True)
+        a = tf.cast(a - centre, tf.float64)
+        b = tf.cast(b - centre, tf.float64)
+        cross = tf.matmul(a, b, transpose_b=True)  # (blocks, n, m)
+        a_sq = tf.reduce_sum(tf.square(a), axis=-1)[:, :, None]
+        b_sq = tf.reduce_sum(tf.square(b), axis=-1)[:, None, :]
+        # Rounding can leave an exact zero slightly negative.
+        distance = tf.maximum(a_sq + b_sq - 2.0 * cross, 0.0)
+        distance = tf.transpose(tf.cast(distance, tf.float32), (1, 2, 0))
+        return -0.5 * distance - log_norm
 
 
 def groups_of(hyper_layers):

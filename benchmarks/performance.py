@@ -139,6 +139,9 @@ flags.DEFINE_integer(
 flags.DEFINE_string(
     "worker", "", "Internal: 'method:width' to measure in this process."
 )
+flags.DEFINE_bool(
+    "jit", False, "Compile every method's training step with XLA (flipout's too)."
+)
 
 DROPOUT_RATE = 0.3
 
@@ -189,7 +192,11 @@ def build_bbh_tf(method, width, num_examples):
     stack.append(dense(10, "softmax"))
     network = keras.Sequential(stack)
 
-    compile_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_args = dict(
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=FLAGS.jit,
+    )
     if method.startswith("bbh"):
         example = method == "bbh_example"
         estimator = "semi_implicit"
@@ -241,6 +248,7 @@ def build_flipout(width, num_examples):
         optimizer=tf_keras.optimizers.Adam(1e-3),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=FLAGS.jit,
     )
     functions = {}
 
@@ -416,6 +424,7 @@ def run_worker(method, width):
         f"--seed={FLAGS.seed}",
         f"--slow_methods={','.join(FLAGS.slow_methods)}",
         f"--slow_train_size={FLAGS.slow_train_size}",
+        f"--jit={FLAGS.jit}",
     ]
     if FLAGS.data_dir:
         args.append(f"--data_dir={FLAGS.data_dir}")
@@ -614,6 +623,7 @@ def main(argv):
         "predict_repeats",
         "seed",
         "rounds",
+        "jit",
     )
     if (
         "processes" not in FLAGS.measure

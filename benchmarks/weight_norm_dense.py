@@ -4,9 +4,12 @@ of weight normalisation alone, without a hypernetwork."""
 import keras
 import tensorflow as tf
 
+from bbh_tf.layers import column_norms
+
 
 class WeightNormDense(keras.layers.Dense):
-    """``Dense`` with ``kernel = g * v / ||v||`` per output unit."""
+    """``Dense`` with ``kernel = g * v / ||v||`` per output unit (the norm as
+    hyper layers compute it)."""
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -15,6 +18,7 @@ class WeightNormDense(keras.layers.Dense):
         )
 
     def call(self, inputs):
-        norm = tf.sqrt(tf.reduce_sum(tf.square(self.kernel), axis=0) + 1e-12)
-        outputs = tf.matmul(inputs, self.kernel) * (self.scale / norm)
+        outputs = tf.matmul(inputs, self.kernel) * (
+            self.scale / column_norms(self.kernel)
+        )
         return self.activation(outputs + self.bias)

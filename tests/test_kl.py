@@ -157,6 +157,46 @@ def test_semi_implicit_bound_with_independent_chunks():
     assert float(estimate.kl) == pytest.approx(kl_to_gaussian_prior(mean, cov), abs=0.2)
 
 
+@pytest.mark.parametrize("noise_per_chunk", [False, True])
+@pytest.mark.parametrize("init_stddev", [0.01, 1e-4])
+def test_log_conditional_equals_the_direct_formula(noise_per_chunk, init_stddev):
+    # The pairwise densities come from a centred float64 product; here they
+    # are computed value by value in float64 (the formulation it replaced).
+    hypernet = bbh_tf.HyperNetwork(
+        noise_per_chunk=noise_per_chunk, init_stddev=init_stddev, seed=1
+    )
+    net = keras.Sequential(
+        [
+            keras.Input((7,)),
+            bbh_tf.HyperDense(300, hypernet=hypernet, mode="full"),
+            bbh_tf.HyperDense(3, hypernet=hypernet),
+        ]
+    )
+    group = groups_of(net.layers)[0]
+    draws = group.draw(group.sample_noise(5))
+    means = tf.concat(
+        [draws.mean, group.means(hypernet.sample_noise(7, group.total_chunks))], 0
+    )
+    fast = group.log_conditional(draws.values, means).numpy()
+
+    mask = group.mask
+    sigma = np.where(mask > 0, group.stddev().numpy(), 1.0).astype(np.float64)
+    z = (
+        draws.values.numpy().astype(np.float64)[:, None]
+        - means.numpy().astype(np.float64)[None]
+    ) / sigma
+    log_norm = ((np.log(sigma) + 0.5 * np.log(2 * np.pi)) * mask).sum(-1)
+    direct = -0.5 * (z**2 * mask).sum(-1) - log_norm  # (n, m, chunks)
+    if group.num_blocks == 1:
+        direct = direct.sum(-1, keepdims=True)
+    assert fast.shape == direct.shape == (5, 12, group.num_blocks)
+    # A draw's own component (and its neighbours) to a fraction of a nat;
+    # far components (densities below -1e5 nats) to float32's precision.
+    own = np.stack([direct[i, i] for i in range(5)])
+    np.testing.assert_allclose(np.stack([fast[i, i] for i in range(5)]), own, atol=0.01)
+    np.testing.assert_allclose(fast, direct, rtol=1e-3)
+
+
 def test_semi_implicit_needs_a_semi_implicit_hypernetwork():
     hypernet = bbh_tf.HyperNetwork(semi_implicit=False)
     net = keras.Sequential([keras.Input((3,)), bbh_tf.HyperDense(2, hypernet=hypernet)])
