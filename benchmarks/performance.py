@@ -10,18 +10,13 @@ training digits by:
 * ``mc_dropout``: ``Dense`` + ``Dropout(0.3)`` (``MCDropout``);
 * ``bbb``: ``BayesByBackpropDense`` layers (``BayesByBackprop``);
 * ``bbh``: ``HyperDense(mode="weight_norm")``, ``BayesByHypernet`` with the
-  package defaults (5 draws per step, the semi-implicit KL bound);
-* ``bbh_example``: the same with the adversarial estimator at the earlier
-  example's setting (5 discriminator updates per step, Adam 1e-2);
-* ``bbh_sampled``: the adversarial estimator, one update per step, with
-  ``sample_size=256`` (the discriminator scores 256 of the 1610 scales per
-  step, the KL estimate scaled up to all of them);
+  package defaults (5 draws per step, the semi-implicit KL bound with 16
+  extra mixture draws);
 * ``bbh_full``: ``HyperDense(mode="full")`` (every weight and bias
   generated), package defaults;
-* ``bbh_full_sampled``: full mode with the adversarial estimator and
-  ``sample_size=16384`` (a random subset of the generated values);
 * ``flipout``: TensorFlow Probability's ``tfp.layers.DenseFlipout`` network
-  on tf_keras (the outside peer), KL scaled by ``1 / num_examples``.
+  on tf_keras (the outside peer), KL scaled by ``1 / num_examples``;
+* ``deep_ensemble``: ``DeepEnsemble`` of 5 plain networks, trained together.
 
 Two measurements (``--measure``):
 
@@ -32,9 +27,8 @@ Two measurements (``--measure``):
   and its rise over the memory held before the model was built), and at
   ``--predict_width`` the seconds of ``predict_distribution`` on the 10 000
   test digits with each of ``--predict_draws`` draws (median of
-  ``--predict_repeats`` after an untimed call on a slice, which traces; not
-  for ``bbh_example``, ``bbh_sampled`` and ``bbh_full_sampled``, which
-  predict like ``bbh`` and ``bbh_full``). ``--slow_methods`` train their epochs on
+  ``--predict_repeats`` after an untimed call on a slice, which traces).
+  ``--slow_methods`` train their epochs on
   ``--slow_train_size`` digits (KL still weighted by 1 / 60 000) and their
   epoch time is scaled to 60 000 digits, at ``--slow_widths`` only.
 * ``interleaved``: per width, one process trains every other method one
@@ -77,20 +71,10 @@ METHODS = (
     "mc_dropout",
     "bbb",
     "bbh",
-    "bbh_example",
-    "bbh_sampled",
     "bbh_full",
-    "bbh_full_sampled",
     "flipout",
+    "deep_ensemble",
 )
-# Trained differently from another row but predicting the same way.
-SAME_PREDICTION = {
-    "bbh_example": "bbh",
-    "bbh_sampled": "bbh",
-    "bbh_full_sampled": "bbh_full",
-}
-# Values the discriminator scores per step, of the sampled methods.
-SAMPLE_SIZES = {"bbh_sampled": 256, "bbh_full_sampled": 16384}
 flags.DEFINE_list("methods", list(METHODS), f"Methods, of {', '.join(METHODS)}.")
 flags.DEFINE_list("widths", ["200", "800", "1600"], "Hidden layer widths W.")
 flags.DEFINE_integer("epochs", 4, "Epochs per (method, width); the first is dropped.")
@@ -98,7 +82,7 @@ flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 flags.DEFINE_integer("train_size", 0, "First N training digits; 0: all 60 000.")
 flags.DEFINE_list(
     "slow_methods",
-    ["bbh_full", "bbh_full_sampled"],
+    ["bbh_full"],
     "Methods timed on --slow_train_size digits per epoch, scaled to a full epoch.",
 )
 flags.DEFINE_integer("slow_train_size", 1280, "Digits per epoch of --slow_methods.")
@@ -144,6 +128,7 @@ flags.DEFINE_bool(
 )
 
 DROPOUT_RATE = 0.3
+ENSEMBLE_MEMBERS = 5
 
 
 # ------------------------------------------------------------------ worker
@@ -170,11 +155,11 @@ def build_bbh_tf(method, width, num_examples):
     hypernet = bbh_tf.HyperNetwork() if method.startswith("bbh") else None
 
     def dense(units, activation):
-        if method in ("bbh", "bbh_example", "bbh_sampled"):
+        if method == "bbh":
             return bbh_tf.HyperDense(
                 units, activation=activation, mode="weight_norm", hypernet=hypernet
             )
-        if method in ("bbh_full", "bbh_full_sampled"):
+        if method == "bbh_full":
             return bbh_tf.HyperDense(
                 units, activation=activation, mode="full", hypernet=hypernet
             )
@@ -198,25 +183,13 @@ def build_bbh_tf(method, width, num_examples):
         jit_compile=FLAGS.jit,
     )
     if method.startswith("bbh"):
-        example = method == "bbh_example"
-        estimator = "semi_implicit"
-        if example or method in SAMPLE_SIZES:
-            estimator = bbh_tf.kl.AdversarialKL(
-                steps=5 if example else 1, sample_size=SAMPLE_SIZES.get(method)
-            )
-        model = bbh_tf.BayesByHypernet(
-            network, num_examples=num_examples, kl_estimator=estimator
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            discriminator_optimizer=keras.optimizers.Adam(1e-2 if example else 1e-3),
-            **compile_args,
-        )
-        return model
-    if method == "bbb":
+        model = bbh_tf.BayesByHypernet(network, num_examples=num_examples)
+    elif method == "bbb":
         model = bbh_tf.BayesByBackprop(network, num_examples=num_examples)
     elif method == "mc_dropout":
         model = bbh_tf.MCDropout(network)
+    elif method == "deep_ensemble":
+        model = bbh_tf.DeepEnsemble(network, num_members=ENSEMBLE_MEMBERS)
     else:
         model = bbh_tf.MaximumLikelihood(network)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args)
@@ -344,7 +317,7 @@ def measure(method, width):
     result["peak_rss_mib"] = peak_resident_mib()
     result["rss_rise_mib"] = result["peak_rss_mib"] - before_mib
 
-    if width == FLAGS.predict_width and method not in SAME_PREDICTION:
+    if width == FLAGS.predict_width:
         draws_list = [1] if method == "ml" else [int(d) for d in FLAGS.predict_draws]
         result["predict_seconds"] = {}
         for draws in draws_list:
