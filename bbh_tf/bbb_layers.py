@@ -4,21 +4,21 @@ base of the dense (here), convolutional (``bbb_conv``), embedding and
 recurrent (``bbb_sequence``) layers; ``BayesByBackprop`` trains them.
 """
 
+import math
+
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from bbh_tf import _checks, _random
 from bbh_tf._kernel import DenseLayer, KernelLayer
 from bbh_tf.predictive import deserialize
 from bbh_tf.priors import ScaleMixturePrior
 
-tfd = tfp.distributions
-
 # Added to the pre-activation variance before the square root, so its
 # gradient stays finite where the variance is zero (all-zero inputs without
 # a bias).
 _VARIANCE_EPSILON = 1e-12
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
@@ -133,9 +133,14 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
             sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
             eps = _random.normal(tf.shape(mu), self.seed_generator, dtype=mu.dtype)
             weights = mu + sigma * eps
-            log_q = tfd.Normal(loc=mu, scale=sigma).log_prob(weights)
-            log_p = self.prior.log_prob(weights)
-            total += tf.reduce_sum(log_q - log_p)
+            # log N(w; mu, sigma^2) with (w - mu) / sigma = eps: the value
+            # and gradient of TFP's Normal(mu, sigma).log_prob(w), without its
+            # passes over the weights to subtract and divide.
+            log_q = -0.5 * tf.reduce_sum(tf.square(eps)) - tf.reduce_sum(
+                tf.math.log(sigma)
+            )
+            log_q -= _HALF_LOG_2PI * tf.cast(tf.size(eps), log_q.dtype)
+            total += log_q - tf.reduce_sum(self.prior.log_prob(weights))
         return total
 
     def get_config(self):

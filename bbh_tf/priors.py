@@ -89,18 +89,27 @@ class ScaleMixturePrior(_DiagonalPrior):
         )
 
     def log_prob(self, weights):
-        # Same density as ``distribution().log_prob``, from the two TFP
-        # components: MixtureSameFamily's generic log_prob (which stacks the
-        # components and normalises the mixture logits) took 5x as long on
-        # a 784 x 800 kernel, and Bayes by Backprop calls this every step.
+        # Same density as ``distribution().log_prob`` (tested), written on
+        # ``w^2``: each component's log density ``a_k = log pi_k - log(sqrt(2
+        # pi) sigma_k) - w^2 / (2 sigma_k^2)`` is affine in ``w^2``, and
+        # ``log p = max(a1, a2) + softplus(-|a1 - a2|)``. About half the
+        # passes over the weights of the two TFP components and
+        # log_add_exp (MixtureSameFamily's generic log_prob took 5x as long
+        # again): Bayes by Backprop calls it on every weight at every step.
         weights = tf.convert_to_tensor(weights)
         dtype = weights.dtype
-        wide = tfd.Normal(tf.constant(0.0, dtype), tf.constant(self.sigma1, dtype))
-        narrow = tfd.Normal(tf.constant(0.0, dtype), tf.constant(self.sigma2, dtype))
-        return tfp.math.log_add_exp(
-            wide.log_prob(weights) + tf.constant(math.log(self.pi), dtype),
-            narrow.log_prob(weights) + tf.constant(math.log1p(-self.pi), dtype),
-        )
+        if dtype.size < 4:
+            # 1 / (2 sigma2^2) = 81377 by default: beyond float16's range.
+            weights = tf.cast(weights, tf.float32)
+        half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+        wide = math.log(self.pi) - half_log_2pi - math.log(self.sigma1)
+        narrow = math.log1p(-self.pi) - half_log_2pi - math.log(self.sigma2)
+        wide_rate, narrow_rate = 0.5 / self.sigma1**2, 0.5 / self.sigma2**2
+        squared = tf.square(weights)
+        larger = tf.maximum(wide - wide_rate * squared, narrow - narrow_rate * squared)
+        # a1 - a2 from its own affine form: no cancellation of large terms.
+        difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
+        return tf.cast(larger + tf.nn.softplus(-tf.abs(difference)), dtype)
 
     def sample(self, shape, dtype="float32"):
         # Same distribution as ``distribution().sample(shape)``: pick each

@@ -68,12 +68,14 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
     assert set(rows) == {
         "ml",
         "ml_weight_norm",
+        "ml_extra_variables",
         "bbh_generation_only",
+        "bbh_scale_mode",
+        "bbh_one_draw",
+        "bbh_no_mixture",
         "bbh",
         "bbh_nearest_neighbour",
-        "bbh_no_discriminator",
         "bbh_adversarial",
-        "bbh_two_updates",
     }
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
