@@ -473,18 +473,26 @@ def plot(document, path):
         style = "o--" if rows[0].get("scaled_to_full_epoch") else "o-"
         label = method + (" (scaled)" if rows[0].get("scaled_to_full_epoch") else "")
         x = [r["width"] for r in rows]
+        # The fastest interleaved epoch where there is one: on a shared
+        # host the medians carry its slow spells.
         ax_seconds.plot(
-            x, [r["median_epoch_seconds"] for r in rows], style, label=label
+            x,
+            [r.get("fastest_epoch_seconds", r["median_epoch_seconds"]) for r in rows],
+            style,
+            label=label,
         )
         ax_ratio.plot(
             x,
-            [r.get("epoch_ratio_to_ml", float("nan")) for r in rows],
+            [
+                r.get("fastest_epoch_ratio_to_ml", r.get("epoch_ratio_to_ml"))
+                for r in rows
+            ],
             style,
             label=label,
         )
     ax_seconds.set(
         xlabel="hidden width W",
-        ylabel="seconds per epoch (60 000 digits)",
+        ylabel="seconds per epoch (60 000 digits; fastest)",
         yscale="log",
         title="Training cost, MLP 784-W-W-10, batch 128",
     )
@@ -494,7 +502,7 @@ def plot(document, path):
         yscale="log",
         title="Ratio to maximum likelihood (same width)",
     )
-    ax_ratio.axhline(1.3, color="gray", linestyle=":", linewidth=1)
+    ax_ratio.axhline(1.15, color="gray", linestyle=":", linewidth=1)
     for ax in (ax_seconds, ax_ratio):
         ax.set_xscale("log")
         ax.set_xticks(widths)
