@@ -3,7 +3,7 @@
 ``keras.random.normal`` calls ``tf.random.stateless_normal`` with the default
 algorithm ("auto_select"). TensorFlow's own kernel resolves it to Philox, but
 XLA on CPU resolves it to a generic bit generator that is about 30 times
-slower (docs/performance.md, "XLA"): with ``jit_compile=True`` the noise of a
+slower (docs/performance.md, "Random numbers under XLA"): with ``jit_compile=True`` the noise of a
 per-value hypernetwork then costs more than the rest of the step. Naming
 Philox keeps TensorFlow's kernel bit for bit (same numbers as
 ``keras.random.normal`` for the same ``SeedGenerator`` state) and gives XLA a

@@ -160,10 +160,12 @@ class HyperGroup:
         about ``sqrt(d)`` in those units, wherever it lies)."""
         mask = tf.constant(self.mask)
         sigma = tf.where(mask > 0, self.stddev(), 1.0)
-        log_norm = tf.reduce_sum((tf.math.log(sigma) + 0.5 * _LOG_2PI) * mask, -1)
         blocks = self.num_blocks
-        log_norm = tf.reshape(log_norm, (blocks, -1))
-        log_norm = tf.reduce_sum(log_norm, axis=-1)
+        # The normalising constant of each block, (blocks,).
+        log_norm = tf.reduce_sum(
+            tf.reshape((tf.math.log(sigma) + 0.5 * _LOG_2PI) * mask, (blocks, -1)),
+            axis=-1,
+        )
 
         precision = mask / sigma  # zero on the padding
 

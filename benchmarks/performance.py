@@ -42,7 +42,8 @@ Ratios are to the ``ml`` row of the same measurement and width; the
 prediction ratio divides by one ``ml`` prediction pass
 (``predict_distribution`` with one draw).
 
-Run (two CPU cores: about 100 minutes for the defaults)::
+Run (two CPU cores: well over an hour for the defaults, which train Bayes by
+Backprop and DenseFlipout at W = 1600 too; docs/performance.md splits them)::
 
     python benchmarks/performance.py --data_dir=../shared/data/mnist \
         --output=docs/runs/performance.json \

@@ -74,8 +74,8 @@ ESTIMATORS = {
     "bbh_no_mixture": bbh_tf.kl.SemiImplicitKL(num_mixture_draws=0),
 }
 # Shapes of the trained variables Bayes by Hypernet adds to the plain MLP.
-EXTRA_SHAPES = [(800,)] * 4 + [(10,)] * 2 + [(80, 64), (64,), (64, 256), (256,)]
-EXTRA_SHAPES += [(256, 256), (256,)]
+EXTRA_SHAPES = [(800,)] * 4 + [(10,)] * 2
+EXTRA_SHAPES += [(80, 64), (64,), (64, 256), (256,), (256, 256), (256,)]
 
 
 class _ExtraVariables(keras.layers.Layer):

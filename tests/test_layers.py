@@ -288,7 +288,7 @@ def test_noise_keeps_keras_stream_and_names_philox_for_xla():
     expected = keras.random.normal((5, 4), seed=keras.random.SeedGenerator(3))
     np.testing.assert_array_equal(hypernet.sample_noise(5).numpy(), expected.numpy())
     # The algorithm is named, not "auto_select", which XLA on CPU resolves
-    # to a generator about 30 times slower (docs/performance.md, "XLA").
+    # to a generator about 30 times slower (docs/performance.md, "Random numbers under XLA").
     graph = tf.function(lambda: hypernet.sample_noise(5)).get_concrete_function().graph
     normals = [
         op for op in graph.get_operations() if op.type == "StatelessRandomNormalV2"
