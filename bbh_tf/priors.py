@@ -33,6 +33,14 @@ class _DiagonalPrior:
         weights = tf.convert_to_tensor(weights)
         return self.distribution(weights.dtype).log_prob(weights)
 
+    def kl_from_normal(self, mean, stddev):
+        """Elementwise ``KL(N(mean, stddev^2) || prior)`` in nats, or an upper
+        bound of it where no closed form exists (see the subclass)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form KL; use a Monte Carlo "
+            "estimate."
+        )
+
     @property
     def stddev(self):
         """Standard deviation of one weight under the prior."""
@@ -111,6 +119,33 @@ class ScaleMixturePrior(_DiagonalPrior):
         difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
         return tf.cast(larger + tf.nn.softplus(-tf.abs(difference)), dtype)
 
+    def kl_from_normal(self, mean, stddev):
+        """Elementwise upper bound of ``KL(N(mean, stddev^2) || prior)``.
+
+        The mixture has no closed form, but Jensen's inequality over the
+        components gives one (Hershey & Olsen, 2007, the variational bound):
+        ``KL(q || sum_k pi_k p_k) <= -log sum_k pi_k exp(-KL(q || p_k))``,
+        each ``KL(q || p_k)`` a Gaussian's closed form. It is tight where
+        ``q`` is narrow beside the narrow component, and an ELBO built on it
+        stays a lower bound. Deterministic: no weight-sized noise.
+        """
+        mean = tf.convert_to_tensor(mean)
+        stddev = tf.convert_to_tensor(stddev, mean.dtype)
+        if mean.dtype.size < 4:
+            mean, stddev = tf.cast(mean, tf.float32), tf.cast(stddev, tf.float32)
+        # log pi_k - KL(q || p_k) = c_k - r_k * (mean^2 + stddev^2) + log
+        # stddev + 1/2, with c_k = log pi_k - log sigma_k, r_k = 1 / (2 sigma_k^2).
+        wide = math.log(self.pi) - math.log(self.sigma1)
+        narrow = math.log1p(-self.pi) - math.log(self.sigma2)
+        wide_rate, narrow_rate = 0.5 / self.sigma1**2, 0.5 / self.sigma2**2
+        second_moment = tf.square(mean) + tf.square(stddev)
+        larger = tf.maximum(
+            wide - wide_rate * second_moment, narrow - narrow_rate * second_moment
+        )
+        difference = (wide - narrow) + (narrow_rate - wide_rate) * second_moment
+        log_sum = larger + tf.nn.softplus(-tf.abs(difference))
+        return -log_sum - tf.math.log(stddev) - 0.5
+
     def sample(self, shape, dtype="float32"):
         # Same distribution as ``distribution().sample(shape)``: pick each
         # value's component, then scale a standard normal. Three ops instead
@@ -146,6 +181,15 @@ class GaussianPrior(_DiagonalPrior):
     def distribution(self, dtype="float32"):
         return tfd.Normal(
             loc=tf.constant(0.0, dtype), scale=tf.constant(self.sigma, dtype)
+        )
+
+    def kl_from_normal(self, mean, stddev):
+        """Elementwise ``KL(N(mean, stddev^2) || N(0, sigma^2))``, exact."""
+        mean = tf.convert_to_tensor(mean)
+        stddev = tf.convert_to_tensor(stddev, mean.dtype)
+        ratio = stddev / self.sigma
+        return (
+            0.5 * (tf.square(ratio) + tf.square(mean / self.sigma)) - tf.math.log(ratio) - 0.5
         )
 
     def get_config(self):

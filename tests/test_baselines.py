@@ -61,12 +61,12 @@ def gaussian_kl(mu, sigma, prior_sigma):
     )
 
 
-def mean_monte_carlo_kl(layer, draws):
+def mean_monte_carlo_kl(layer, draws, independent=False):
     @tf.function
     def estimate():
         total = tf.constant(0.0)
         for _ in tf.range(draws):
-            total += layer.monte_carlo_kl()
+            total += layer.monte_carlo_kl(independent)
         return total / draws
 
     return float(estimate())
@@ -162,7 +162,8 @@ def test_mc_dropout_needs_dropout_layers():
 
 
 # ----------------------------------------------------------------- BbB: KL
-def test_monte_carlo_kl_matches_the_gaussian_closed_form():
+@pytest.mark.parametrize("independent", [False, True])
+def test_monte_carlo_kl_matches_the_gaussian_closed_form(independent):
     prior_sigma = 0.5
     layer = bbh_tf.BayesByBackpropDense(
         4,
@@ -176,9 +177,29 @@ def test_monte_carlo_kl_matches_the_gaussian_closed_form():
         layer.kernel_mu.numpy(), layer.kernel_sigma.numpy(), prior_sigma
     ) + gaussian_kl(layer.bias_mu.numpy(), layer.bias_sigma.numpy(), prior_sigma)
     assert exact > 0
-    # 1600 draws: the estimate's relative standard error is about 0.6 %.
-    estimate = mean_monte_carlo_kl(layer, 1600)
+    # 1600 draws: the estimate's relative standard error is about 0.6 %
+    # with independent noise (more with noise per row and column, whose
+    # terms are correlated).
+    estimate = mean_monte_carlo_kl(layer, 1600, independent)
     assert estimate == pytest.approx(exact, rel=0.03)
+
+
+def test_kl_noise_is_standard_normal_for_every_weight():
+    layer = bbh_tf.BayesByBackpropConv2D(3, 2, seed=3)
+    layer.build((None, 5, 5, 2))
+    mu = tf.convert_to_tensor(layer.kernel_mu)
+    draws = np.stack([layer._kl_noise(mu, False).numpy() for _ in range(4000)])
+    assert draws.shape == (4000,) + tuple(mu.shape)
+    # Every entry N(0, 1): mean 0 and variance 1 within 5 standard errors
+    # (4000 draws: 0.016 and 0.022), and Gaussian tails (mass beyond 2).
+    np.testing.assert_allclose(draws.mean(0), 0.0, atol=0.08)
+    np.testing.assert_allclose(draws.var(0), 1.0, atol=0.12)
+    np.testing.assert_allclose((np.abs(draws) > 2).mean(0), 0.0455, atol=0.017)
+    # Rows and columns share halves: entries of one row correlate by 1/2.
+    flat = draws.reshape(4000, -1, 3)
+    assert np.corrcoef(flat[:, 0, 0], flat[:, 0, 1])[0, 1] == pytest.approx(
+        0.5, abs=0.08
+    )
 
 
 def test_monte_carlo_kl_is_non_negative_in_expectation():
@@ -207,6 +228,99 @@ def test_monte_carlo_kl_gradients_reach_means_and_scales():
     gradients = tape.gradient(kl, layer.trainable_variables)
     assert len(gradients) == 4
     assert all(g is not None and np.all(np.isfinite(g)) for g in gradients)
+
+
+def test_closed_form_kl_of_a_gaussian_prior_is_exact():
+    prior_sigma = 0.5
+    layer = bbh_tf.BayesByBackpropDense(
+        4,
+        prior=bbh_tf.GaussianPrior(prior_sigma),
+        init_rho=-1.0,
+        kernel_mean_initializer=keras.initializers.RandomNormal(stddev=0.5),
+    )
+    layer.build((None, 6))
+    layer.bias_mu.assign(np.linspace(-0.3, 0.3, 4).astype("float32"))
+    exact = gaussian_kl(
+        layer.kernel_mu.numpy(), layer.kernel_sigma.numpy(), prior_sigma
+    ) + gaussian_kl(layer.bias_mu.numpy(), layer.bias_sigma.numpy(), prior_sigma)
+    assert float(layer.closed_form_kl()) == pytest.approx(exact, rel=1e-5)
+
+
+def mixture_kl_by_quadrature(mu, sigma, prior):
+    """KL(N(mu, sigma^2) || prior) by the trapezoidal rule in float64 over
+    +-12 sigma (prior.log_prob is tested against TFP's mixture)."""
+    w = np.linspace(mu - 12 * sigma, mu + 12 * sigma, 200001)
+    log_q = -0.5 * ((w - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+    log_p = prior.log_prob(tf.constant(w, tf.float64)).numpy()
+    return np.trapezoid(np.exp(log_q) * (log_q - log_p), w)
+
+
+@pytest.mark.parametrize(
+    "mu, sigma",
+    # Narrow and wide posteriors, near zero and far out, beside the default
+    # prior's narrow (e^-6 = 0.0025) and wide (1) components.
+    [(0.0, 1e-4), (0.05, 1e-3), (0.0, 0.0025), (0.0, 0.02), (0.3, 0.05), (-1.5, 0.3)],
+)
+def test_closed_form_kl_of_the_scale_mixture_is_an_upper_bound(mu, sigma):
+    prior = bbh_tf.ScaleMixturePrior()
+    exact = mixture_kl_by_quadrature(mu, sigma, prior)
+    bound = float(prior.kl_from_normal(tf.constant(mu, tf.float64), sigma))
+    assert bound >= exact - 1e-6
+    # Tight where q is narrow beside the component it sits in; loosest
+    # (2.5 nats) where sigma is near the narrow component's scale.
+    assert bound - exact <= 3.0
+    if sigma <= 1e-3 or abs(mu) >= 10 * sigma:
+        assert bound == pytest.approx(exact, abs=0.15)
+    float32 = float(prior.kl_from_normal(tf.constant(mu, tf.float32), sigma))
+    assert float32 == pytest.approx(bound, rel=1e-4, abs=1e-4)
+
+
+def test_bayes_by_backprop_kl_estimates():
+    x, y = blobs(n=64)
+    assert (
+        bbh_tf.BayesByBackprop(bbb_net(), num_examples=100).kl_estimate
+        == "monte_carlo"
+    )
+    closed = bbh_tf.BayesByBackprop(
+        bbb_net(), num_examples=100, kl_estimate="closed_form"
+    )
+    closed.build((None, 6))
+    # The closed form sums the layers' and, for the default mixture prior,
+    # bounds the Monte Carlo estimate's expectation from above.
+    total = float(closed.closed_form_kl())
+    assert total == pytest.approx(
+        sum(float(layer.closed_form_kl()) for layer in closed.bayesian_layers)
+    )
+    sampled = np.mean([float(closed.monte_carlo_kl()) for _ in range(200)])
+    assert total >= sampled - 0.01 * abs(sampled)
+    with tf.GradientTape() as tape:
+        kl = closed.closed_form_kl()
+    gradients = tape.gradient(kl, closed.trainable_variables)
+    assert all(g is not None and np.all(np.isfinite(g)) for g in gradients)
+    closed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    logs = closed.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs["kl"] == pytest.approx(total, rel=1e-5)
+    rebuilt = bbh_tf.BayesByBackprop.from_config(
+        bbh_tf.BayesByBackprop(
+            bbb_net(), num_examples=100, kl_estimate="monte_carlo"
+        ).get_config()
+    )
+    assert rebuilt.kl_estimate == "monte_carlo"
+    with pytest.raises(ValueError, match="kl_estimate"):
+        bbh_tf.BayesByBackprop(bbb_net(), num_examples=100, kl_estimate="exact")
+
+    class OwnPrior(bbh_tf.GaussianPrior):
+        def kl_from_normal(self, mean, stddev):
+            raise NotImplementedError
+
+    own = bbh_tf.BayesByBackprop(
+        bbb_net(prior=OwnPrior()), num_examples=100, kl_estimate="closed_form"
+    )
+    with pytest.raises(ValueError, match="kl_estimate='monte_carlo'"):
+        own.build((None, 6))
+    bbh_tf.BayesByBackprop(bbb_net(prior=OwnPrior()), num_examples=100).build(
+        (None, 6)
+    )
 
 
 def test_loss_is_nll_plus_weighted_kl_over_num_examples():
