@@ -8,7 +8,10 @@ training digits by:
   layers (``w = g v / ||v||``): what weight normalisation alone costs, since
   Bayes by Hypernet's MNIST network is weight-normalised;
 * ``mc_dropout``: ``Dense`` + ``Dropout(0.3)`` (``MCDropout``);
-* ``bbb``: ``BayesByBackpropDense`` layers (``BayesByBackprop``);
+* ``bbb``: ``BayesByBackpropDense`` layers (``BayesByBackprop``, its
+  default KL estimate: Monte Carlo with noise per kernel row and column);
+* ``bbb_paper_kl``: the same with the paper's Monte Carlo KL
+  (``kl_estimate="independent_monte_carlo"``: one normal draw per weight);
 * ``bbh``: ``HyperDense(mode="weight_norm")``, ``BayesByHypernet`` with the
   package defaults (5 draws per step, the semi-implicit KL bound with 16
   extra mixture draws);
@@ -73,6 +76,7 @@ METHODS = (
     "ml_weight_norm",
     "mc_dropout",
     "bbb",
+    "bbb_paper_kl",
     "bbh",
     "bbh_scale",
     "bbh_full",
@@ -168,7 +172,7 @@ def build_bbh_tf(method, width, num_examples):
             return bbh_tf.HyperDense(
                 units, activation=activation, mode="full", hypernet=hypernet
             )
-        if method == "bbb":
+        if method.startswith("bbb"):
             return bbh_tf.BayesByBackpropDense(units, activation=activation)
         if method == "ml_weight_norm":
             return WeightNormDense(units, activation=activation)
@@ -189,8 +193,13 @@ def build_bbh_tf(method, width, num_examples):
     )
     if method.startswith("bbh"):
         model = bbh_tf.BayesByHypernet(network, num_examples=num_examples)
-    elif method == "bbb":
-        model = bbh_tf.BayesByBackprop(network, num_examples=num_examples)
+    elif method.startswith("bbb"):
+        paper = method == "bbb_paper_kl"
+        model = bbh_tf.BayesByBackprop(
+            network,
+            num_examples=num_examples,
+            kl_estimate="independent_monte_carlo" if paper else "monte_carlo",
+        )
     elif method == "mc_dropout":
         model = bbh_tf.MCDropout(network)
     elif method == "deep_ensemble":
