@@ -164,28 +164,38 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
         for mu, rho in self._posterior_parameters():
             mu = tf.convert_to_tensor(mu)
             sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
-            eps = self._kl_noise(mu, independent)
+            eps, squared_sum = self._kl_noise(mu, independent)
             weights = mu + sigma * eps
             # log N(w; mu, sigma^2) with (w - mu) / sigma = eps: the value
             # and gradient of TFP's Normal(mu, sigma).log_prob(w), without its
             # passes over the weights to subtract and divide.
-            log_q = -0.5 * tf.reduce_sum(tf.square(eps)) - tf.reduce_sum(
-                tf.math.log(sigma)
-            )
+            log_q = -0.5 * squared_sum - tf.reduce_sum(tf.math.log(sigma))
             log_q -= _HALF_LOG_2PI * tf.cast(tf.size(eps), log_q.dtype)
             total += log_q - tf.reduce_sum(self.prior.log_prob(weights))
         return total
 
     def _kl_noise(self, mu, independent):
-        """Standard normal noise shaped like ``mu`` (see monte_carlo_kl)."""
+        """``(eps, sum(eps^2))``: standard normal noise shaped like ``mu``
+        (see monte_carlo_kl) and its sum of squares."""
         shape = mu.shape
         if independent or shape.rank < 2:
-            return _random.normal(tf.shape(mu), self.seed_generator, dtype=mu.dtype)
-        rows = _random.normal(
-            (math.prod(shape[:-1]), 1), self.seed_generator, dtype=mu.dtype
+            eps = _random.normal(tf.shape(mu), self.seed_generator, dtype=mu.dtype)
+            return eps, tf.reduce_sum(tf.square(eps))
+        num_rows, num_columns = math.prod(shape[:-1]), shape[-1]
+        half = math.sqrt(0.5)
+        rows = half * _random.normal(
+            (num_rows, 1), self.seed_generator, dtype=mu.dtype
         )
-        columns = _random.normal((1, shape[-1]), self.seed_generator, dtype=mu.dtype)
-        return tf.reshape((rows + columns) * math.sqrt(0.5), shape)
+        columns = half * _random.normal(
+            (1, num_columns), self.seed_generator, dtype=mu.dtype
+        )
+        # sum_ij (a_i + b_j)^2 from the two vectors: no pass over the kernel.
+        squared_sum = (
+            num_columns * tf.reduce_sum(tf.square(rows))
+            + num_rows * tf.reduce_sum(tf.square(columns))
+            + 2.0 * tf.reduce_sum(rows) * tf.reduce_sum(columns)
+        )
+        return tf.reshape(rows + columns, shape), squared_sum
 
     def get_config(self):
         config = super().get_config()

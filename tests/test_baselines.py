@@ -188,7 +188,13 @@ def test_kl_noise_is_standard_normal_for_every_weight():
     layer = bbh_tf.BayesByBackpropConv2D(3, 2, seed=3)
     layer.build((None, 5, 5, 2))
     mu = tf.convert_to_tensor(layer.kernel_mu)
-    draws = np.stack([layer._kl_noise(mu, False).numpy() for _ in range(4000)])
+    draws = np.stack([layer._kl_noise(mu, False)[0].numpy() for _ in range(4000)])
+    # The sum of squares from the row and column vectors is the direct one.
+    for independent in (False, True):
+        eps, squared_sum = layer._kl_noise(mu, independent)
+        assert float(squared_sum) == pytest.approx(
+            float(tf.reduce_sum(tf.square(eps))), rel=1e-5
+        )
     assert draws.shape == (4000,) + tuple(mu.shape)
     # Every entry N(0, 1): mean 0 and variance 1 within 5 standard errors
     # (4000 draws: 0.016 and 0.022), and Gaussian tails (mass beyond 2).
