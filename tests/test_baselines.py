@@ -329,6 +329,28 @@ def test_bayes_by_backprop_kl_estimates():
     )
 
 
+@pytest.mark.parametrize(
+    "estimate, independent",
+    [("monte_carlo", False), ("independent_monte_carlo", True), ("closed_form", None)],
+)
+def test_kl_estimate_picks_the_layers_estimate(monkeypatch, estimate, independent):
+    calls = []
+    original = bbh_tf.BayesByBackpropDense.monte_carlo_kl
+
+    def spy(layer, independent=False):
+        calls.append(independent)
+        return original(layer, independent)
+
+    monkeypatch.setattr(bbh_tf.BayesByBackpropDense, "monte_carlo_kl", spy)
+    x, y = blobs(n=32)
+    model = bbh_tf.BayesByBackprop(bbb_net(), num_examples=100, kl_estimate=estimate)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["kl"][0])
+    # Recorded per layer at each trace; never for the closed form.
+    assert set(calls) == (set() if independent is None else {independent})
+
+
 def test_loss_is_nll_plus_weighted_kl_over_num_examples():
     x, y = blobs(n=64)
     model = bbh_tf.BayesByBackprop(bbb_net(), num_examples=100, kl_weight=0.5)
