@@ -356,6 +356,27 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
     assert built["hypernets"] == [{"noise_per_chunk": False, "output_dim": 256}] * 3
 
 
+def test_mnist_paper_flagfile_reaches_the_model(tmp_path):
+    # The paper's MNIST form: weight-normalised layers, a hypernetwork at the
+    # optimizer's full rate, the semi-implicit defaults otherwise.
+    script = (
+        "example.FLAGS(['example', '--flagfile="
+        + os.path.join(REPO, "examples", "mnist_paper.flags")
+        + "'])\n"
+        "bbh = example.BUILDERS['bbh'](60000)\n"
+        "print(json.dumps({'modes': [l.mode for l in bbh.hyper_layers],\n"
+        "    'rate': bbh.hypernets[0].learning_rate_scale,\n"
+        "    'estimator': type(bbh.kl_estimator).__name__,\n"
+        "    'method': example.FLAGS.method}))\n"
+    )
+    assert printed_json("mnist_mlp", script, cwd=tmp_path) == {
+        "modes": ["weight_norm"] * 3,
+        "rate": 1.0,
+        "estimator": "SemiImplicitKL",
+        "method": "bbh",
+    }
+
+
 def test_discriminator_sample_size_flag_reaches_the_model(tmp_path):
     script = (
         "sizes = []\n"
