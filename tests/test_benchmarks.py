@@ -80,6 +80,20 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
 
+def test_prior_log_prob_benchmark_times_both_gradients(tmp_path):
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "prior_log_prob.py"),
+        "--size=1000",
+        "--calls=1",
+        "--rounds=1",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [line.split() for line in result.stdout.splitlines()[-2:]]
+    assert [row[0] for row in rows] == ["written_out", "autodiff"]
+    assert all(float(value) > 0 for row in rows for value in row[1:])
+
+
 def test_toy_posterior_structure_reports_both_variants(tmp_path):
     output = tmp_path / "structure.json"
     result = run_subprocess(
