@@ -183,9 +183,7 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
             return eps, tf.reduce_sum(tf.square(eps))
         num_rows, num_columns = math.prod(shape[:-1]), shape[-1]
         half = math.sqrt(0.5)
-        rows = half * _random.normal(
-            (num_rows, 1), self.seed_generator, dtype=mu.dtype
-        )
+        rows = half * _random.normal((num_rows, 1), self.seed_generator, dtype=mu.dtype)
         columns = half * _random.normal(
             (1, num_columns), self.seed_generator, dtype=mu.dtype
         )

@@ -37,8 +37,7 @@ class _DiagonalPrior:
         """Elementwise ``KL(N(mean, stddev^2) || prior)`` in nats, or an upper
         bound of it where no closed form exists (see the subclass)."""
         raise NotImplementedError(
-            f"{type(self).__name__} has no closed-form KL; use a Monte Carlo "
-            "estimate."
+            f"{type(self).__name__} has no closed-form KL; use a Monte Carlo estimate."
         )
 
     @property
@@ -214,7 +213,9 @@ class GaussianPrior(_DiagonalPrior):
         stddev = tf.convert_to_tensor(stddev, mean.dtype)
         ratio = stddev / self.sigma
         return (
-            0.5 * (tf.square(ratio) + tf.square(mean / self.sigma)) - tf.math.log(ratio) - 0.5
+            0.5 * (tf.square(ratio) + tf.square(mean / self.sigma))
+            - tf.math.log(ratio)
+            - 0.5
         )
 
     def get_config(self):

@@ -284,8 +284,7 @@ def test_closed_form_kl_of_the_scale_mixture_is_an_upper_bound(mu, sigma):
 def test_bayes_by_backprop_kl_estimates():
     x, y = blobs(n=64)
     assert (
-        bbh_tf.BayesByBackprop(bbb_net(), num_examples=100).kl_estimate
-        == "monte_carlo"
+        bbh_tf.BayesByBackprop(bbb_net(), num_examples=100).kl_estimate == "monte_carlo"
     )
     closed = bbh_tf.BayesByBackprop(
         bbb_net(), num_examples=100, kl_estimate="closed_form"
@@ -324,9 +323,7 @@ def test_bayes_by_backprop_kl_estimates():
     )
     with pytest.raises(ValueError, match="kl_estimate='monte_carlo'"):
         own.build((None, 6))
-    bbh_tf.BayesByBackprop(bbb_net(prior=OwnPrior()), num_examples=100).build(
-        (None, 6)
-    )
+    bbh_tf.BayesByBackprop(bbb_net(prior=OwnPrior()), num_examples=100).build((None, 6))
 
 
 @pytest.mark.parametrize(
