@@ -125,9 +125,10 @@ class ScaleMixturePrior(_DiagonalPrior):
     def _log_prob(self, weights):
         wide, narrow, wide_rate, narrow_rate = self._affine_terms
 
-        # The gradient written out, -2 w (r2 + (r1 - r2) s) with s the wide
+        # The gradient written out, -2 w (r1 s + r2 (1 - s)) with s the wide
         # component's responsibility sigmoid(a1 - a2): fewer passes over the
-        # weights than autodiff through max, abs and softplus.
+        # weights than autodiff through max, abs and softplus. Both terms are
+        # positive: r2 + (r1 - r2) s would cancel (r2 = 81377 by default).
         @tf.custom_gradient
         def log_density(w):
             squared = tf.square(w)
@@ -138,7 +139,9 @@ class ScaleMixturePrior(_DiagonalPrior):
             difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
 
             def gradient(upstream):
-                rate = narrow_rate + (wide_rate - narrow_rate) * tf.sigmoid(difference)
+                rate = wide_rate * tf.sigmoid(difference) + narrow_rate * tf.sigmoid(
+                    -difference
+                )
                 return upstream * (-2.0 * w) * rate
 
             return larger + tf.nn.softplus(-tf.abs(difference)), gradient
