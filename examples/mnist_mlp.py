@@ -34,8 +34,8 @@ take about an hour and a half)::
 
 ``--flagfile=examples/mnist_paper.flags`` trains Bayes by Hypernet in the
 paper's form (``weight_norm`` layers, the hypernetwork at the optimizer's
-full rate), which reaches MC dropout's test NLL (docs/results.md, section
-3). ``--flagfile=examples/mnist_authors_notebook.flags`` trains Bayes by
+full rate), level with MC dropout's test NLL on average (docs/results.md,
+section 3). ``--flagfile=examples/mnist_authors_notebook.flags`` trains Bayes by
 Hypernet with the settings of the authors' public MNIST notebook instead
 (one weight draw, 20 discriminator updates per step, their prior and KL
 scale, ...; the file says where each comes from and what still differs).
