@@ -232,8 +232,9 @@ class BayesByBackpropDense(DenseLayer, BayesByBackpropLayer):
     gets an independent weight sample, in one vectorised pass, whatever
     ``training`` is.
 
-    :meth:`closed_form_kl` (the default) or :meth:`monte_carlo_kl` gives the
-    KL term of the loss; :class:`BayesByBackprop` adds it.
+    :meth:`monte_carlo_kl` (the default) or :meth:`closed_form_kl` gives the
+    KL term of the loss (``BayesByBackprop(kl_estimate=...)``), which
+    :class:`BayesByBackprop` adds.
 
     Args:
         units: Number of output units, >= 1.

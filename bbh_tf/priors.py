@@ -122,8 +122,18 @@ class ScaleMixturePrior(_DiagonalPrior):
             0.5 / self.sigma2**2,
         )
 
-    def _log_prob(self, weights):
+    def _log_sum(self, squared):
+        """``(log(e^a1 + e^a2), a1 - a2)`` for ``a_k = c_k - r_k * squared``
+        (``_affine_terms``): the mixture's log density at ``w`` with
+        ``squared = w^2``, and the two components' log-odds."""
         wide, narrow, wide_rate, narrow_rate = self._affine_terms
+        larger = tf.maximum(wide - wide_rate * squared, narrow - narrow_rate * squared)
+        # a1 - a2 from its own affine form: no cancellation of large terms.
+        difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
+        return larger + tf.nn.softplus(-tf.abs(difference)), difference
+
+    def _log_prob(self, weights):
+        _, _, wide_rate, narrow_rate = self._affine_terms
 
         # The gradient written out, -2 w (r1 s + r2 (1 - s)) with s the wide
         # component's responsibility sigmoid(a1 - a2): fewer passes over the
@@ -131,12 +141,7 @@ class ScaleMixturePrior(_DiagonalPrior):
         # positive: r2 + (r1 - r2) s would cancel (r2 = 81377 by default).
         @tf.custom_gradient
         def log_density(w):
-            squared = tf.square(w)
-            larger = tf.maximum(
-                wide - wide_rate * squared, narrow - narrow_rate * squared
-            )
-            # a1 - a2 from its own affine form: no cancellation of large terms.
-            difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
+            value, difference = self._log_sum(tf.square(w))
 
             def gradient(upstream):
                 rate = wide_rate * tf.sigmoid(difference) + narrow_rate * tf.sigmoid(
@@ -144,7 +149,7 @@ class ScaleMixturePrior(_DiagonalPrior):
                 )
                 return upstream * (-2.0 * w) * rate
 
-            return larger + tf.nn.softplus(-tf.abs(difference)), gradient
+            return value, gradient
 
         return log_density(weights)
 
@@ -164,13 +169,7 @@ class ScaleMixturePrior(_DiagonalPrior):
             mean, stddev = tf.cast(mean, tf.float32), tf.cast(stddev, tf.float32)
         # log pi_k - KL(q || p_k) = c_k - r_k * (mean^2 + stddev^2) + log
         # stddev + 1/2 + log sqrt(2 pi), with c_k, r_k of _affine_terms.
-        wide, narrow, wide_rate, narrow_rate = self._affine_terms
-        second_moment = tf.square(mean) + tf.square(stddev)
-        larger = tf.maximum(
-            wide - wide_rate * second_moment, narrow - narrow_rate * second_moment
-        )
-        difference = (wide - narrow) + (narrow_rate - wide_rate) * second_moment
-        log_sum = larger + tf.nn.softplus(-tf.abs(difference))
+        log_sum, _ = self._log_sum(tf.square(mean) + tf.square(stddev))
         return -log_sum - tf.math.log(stddev) - 0.5 - 0.5 * math.log(2.0 * math.pi)
 
     def sample(self, shape, dtype="float32"):

@@ -30,11 +30,7 @@ flags.DEFINE_integer("rounds", 7, "Interleaved rounds; min and median reported."
 
 def autodiff_log_prob(prior, weights):
     """The same closed form as ``prior.log_prob``, differentiated by autodiff."""
-    wide, narrow, wide_rate, narrow_rate = prior._affine_terms
-    squared = tf.square(weights)
-    larger = tf.maximum(wide - wide_rate * squared, narrow - narrow_rate * squared)
-    difference = (wide - narrow) + (narrow_rate - wide_rate) * squared
-    return larger + tf.nn.softplus(-tf.abs(difference))
+    return prior._log_sum(tf.square(weights))[0]
 
 
 def main(argv):
