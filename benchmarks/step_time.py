@@ -112,7 +112,7 @@ def build(variant):
             network = keras.Sequential(
                 [keras.Input((784,)), _ExtraVariables()] + network.layers
             )
-        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network))
+        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network), 60000)
     if variant == "ml_weight_norm":
         network = keras.Sequential(
             [keras.Input((784,))]
@@ -122,7 +122,7 @@ def build(variant):
             ]
             + [WeightNormDense(10, activation="softmax")]
         )
-        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network))
+        return mnist_mlp.compiled(bbh_tf.MaximumLikelihood(network), 60000)
     cls = (
         _GenerationOnly if variant == "bbh_generation_only" else bbh_tf.BayesByHypernet
     )

@@ -49,6 +49,7 @@ the environment (processor, library versions).
 """
 
 import json
+import math
 import os
 import statistics
 import time
@@ -97,6 +98,13 @@ flags.DEFINE_integer(
     "num_samples", 100, "Posterior draws per test digit (Bayesian methods)."
 )
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of the network.")
+flags.DEFINE_enum(
+    "learning_rate_schedule",
+    "constant",
+    ["constant", "cosine"],
+    "The network's learning rate over training: constant, or cosine decay "
+    "from --learning_rate to 0 over all epochs (every method alike).",
+)
 flags.DEFINE_float(
     "dropout_rate", 0.3, "mc_dropout: Keras dropout rate (paper: keep prob 0.7)."
 )
@@ -202,10 +210,19 @@ class Layers:
         return keras.layers.LSTM(units)
 
 
-def compiled(model):
+def learning_rate(num_examples):
+    """The network optimizer's learning rate (``--learning_rate_schedule``)
+    for training on ``num_examples`` digits for ``--epochs``."""
+    if FLAGS.learning_rate_schedule == "constant":
+        return FLAGS.learning_rate
+    steps = FLAGS.epochs * math.ceil(num_examples / FLAGS.batch_size)
+    return keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, steps)
+
+
+def compiled(model, num_examples):
     """``model`` compiled for the one-optimizer methods."""
     model.compile(
-        optimizer=adam(FLAGS.learning_rate),
+        optimizer=adam(learning_rate(num_examples)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=FLAGS.jit_compile,
@@ -231,7 +248,7 @@ def builders(architecture, hypernetwork=None):
             kl_weight=FLAGS.kl_weight,
         )
         model.compile(
-            optimizer=adam(FLAGS.learning_rate),
+            optimizer=adam(learning_rate(num_examples)),
             discriminator_optimizer=shared_flags.discriminator_adam(
                 FLAGS.discriminator_learning_rate
             ),
@@ -242,16 +259,19 @@ def builders(architecture, hypernetwork=None):
         return model
 
     def build_ml(num_examples):
-        return compiled(bbh_tf.MaximumLikelihood(architecture(Layers("ml"))))
+        return compiled(
+            bbh_tf.MaximumLikelihood(architecture(Layers("ml"))), num_examples
+        )
 
     def build_mc_dropout(num_examples):
         network = architecture(Layers("mc_dropout"), dropout_rate=FLAGS.dropout_rate)
-        return compiled(bbh_tf.MCDropout(network))
+        return compiled(bbh_tf.MCDropout(network), num_examples)
 
     def build_deep_ensemble(num_examples):
         network = architecture(Layers("ml"))
         return compiled(
-            bbh_tf.DeepEnsemble(network, num_members=FLAGS.ensemble_members)
+            bbh_tf.DeepEnsemble(network, num_members=FLAGS.ensemble_members),
+            num_examples,
         )
 
     def build_bbb(num_examples):
@@ -260,7 +280,8 @@ def builders(architecture, hypernetwork=None):
                 architecture(Layers("bbb")),
                 num_examples=num_examples,
                 kl_weight=FLAGS.kl_weight,
-            )
+            ),
+            num_examples,
         )
 
     return {
@@ -288,6 +309,7 @@ def flag_values():
             "train_size",
             "num_samples",
             "learning_rate",
+            "learning_rate_schedule",
             "dropout_rate",
             "kl_weight",
             "num_weight_samples",
