@@ -94,6 +94,7 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "train_size", 0, "Train on the first N training digits; 0: all 60000."
 )
+flags.DEFINE_integer("test_size", 0, "Test on the first N test digits; 0: all 10000.")
 flags.DEFINE_integer(
     "num_samples", 100, "Posterior draws per test digit (Bayesian methods)."
 )
@@ -307,6 +308,7 @@ def flag_values():
             "data_dir",
             "seed",
             "train_size",
+            "test_size",
             "num_samples",
             "learning_rate",
             "learning_rate_schedule",
@@ -391,6 +393,7 @@ def run(method, train, test, builders=None, output_dir=None, extra=None):
             "method": method,
             "seed": FLAGS.seed,
             "train_size": len(x_train),
+            "test_size": len(x_test),
             "classes": selected_classes(),
             "median_epoch_seconds": (
                 round(statistics.median(later), 2) if later else None
@@ -437,8 +440,9 @@ def load(flatten):
     for name in ("epochs", "batch_size", "num_samples", "num_weight_samples"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
-    if FLAGS.train_size < 0:
-        raise app.UsageError("--train_size must be >= 0.")
+    for name in ("train_size", "test_size"):
+        if FLAGS[name].value < 0:
+            raise app.UsageError(f"--{name} must be >= 0.")
     shared_flags.check({"learning_rate": FLAGS.learning_rate})
     if not (np.isfinite(FLAGS.kl_weight) and FLAGS.kl_weight >= 0):
         raise app.UsageError(
@@ -454,10 +458,12 @@ def load(flatten):
         x, y = bbh_tf.data.load_mnist(split, data_dir=FLAGS.data_dir, flatten=flatten)
         keep = np.isin(y, digits)
         splits.append((x[keep], y[keep]))
-    (x_train, y_train), test = splits
+    (x_train, y_train), (x_test, y_test) = splits
     if FLAGS.train_size:
         x_train, y_train = x_train[: FLAGS.train_size], y_train[: FLAGS.train_size]
-    return (x_train, y_train), test
+    if FLAGS.test_size:
+        x_test, y_test = x_test[: FLAGS.test_size], y_test[: FLAGS.test_size]
+    return (x_train, y_train), (x_test, y_test)
 
 
 def run_all(builders, flatten):

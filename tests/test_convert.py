@@ -230,6 +230,7 @@ def test_the_mnist_example_converts_a_trained_network(tmp_path, architecture):
         f"--architecture={architecture}",
         f"--data_dir={os.path.abspath(MNIST_DIR)}",
         "--train_size=256",
+        "--test_size=1000",
         "--epochs=1",
         "--finetune_epochs=1",
         "--num_samples=4",

@@ -358,18 +358,28 @@ def test_mnist_mlp_flagfile_reaches_the_models(tmp_path):
 
 def test_mnist_paper_flagfile_reaches_the_model(tmp_path):
     # The paper's MNIST form: weight-normalised layers, a hypernetwork at the
-    # optimizer's full rate, the semi-implicit defaults otherwise.
+    # optimizer's full rate, the semi-implicit defaults otherwise; the
+    # network's rate decays along a cosine to 0 over all steps (50 epochs of
+    # 1000 examples in batches of 128: 8 steps each), for MC dropout alike.
     script = (
         "example.FLAGS(['example', '--flagfile="
         + os.path.join(REPO, "examples", "mnist_paper.flags")
         + "'])\n"
-        "bbh = example.BUILDERS['bbh'](60000)\n"
+        "bbh = example.BUILDERS['bbh'](1000)\n"
+        "mcd = example.BUILDERS['mc_dropout'](1000)\n"
+        "import keras\n"
+        "schedules = [keras.optimizers.schedules.deserialize(\n"
+        "    m.optimizer.get_config()['learning_rate']) for m in (bbh, mcd)]\n"
+        "rates = [[float(s(step)) for step in (0, 200, 400)] for s in schedules]\n"
         "print(json.dumps({'modes': [l.mode for l in bbh.hyper_layers],\n"
         "    'rate': bbh.hypernets[0].learning_rate_scale,\n"
         "    'estimator': type(bbh.kl_estimator).__name__,\n"
-        "    'method': example.FLAGS.method}))\n"
+        "    'method': example.FLAGS.method, 'rates': rates}))\n"
     )
-    assert printed_json("mnist_mlp", script, cwd=tmp_path) == {
+    built = printed_json("mnist_mlp", script, cwd=tmp_path)
+    for rates in built.pop("rates"):  # Bayes by Hypernet, MC dropout
+        assert rates == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-9)
+    assert built == {
         "modes": ["weight_norm"] * 3,
         "rate": 1.0,
         "estimator": "SemiImplicitKL",
@@ -483,6 +493,7 @@ def mnist_runs(tmp_path_factory):
         "--method=all",
         f"--data_dir={os.path.abspath(MNIST_DIR)}",
         "--train_size=512",
+        "--test_size=1000",
         "--epochs=2",
         "--num_samples=3",
         "--verbose=0",
@@ -503,6 +514,7 @@ def test_mnist_mlp_saves_models_and_metrics(mnist_runs):
         assert results["median_epoch_seconds"] > 0
         assert "loss" in results["final_train_logs"]
         assert results["flags"]["train_size"] == 512
+        assert results["test_size"] == 1000
         # One draw for the deterministic network, one per member (default 5)
         # for the ensemble, --num_samples for the others.
         expected = {"ml": 1, "deep_ensemble": 5}.get(method, 3)
@@ -549,6 +561,7 @@ def lenet_runs(tmp_path_factory):
         f"--data_dir={os.path.abspath(MNIST_DIR)}",
         "--classes=0,1,2,3,4",
         "--train_size=256",
+        "--test_size=1000",
         "--epochs=1",
         "--num_samples=2",
         "--verbose=0",
@@ -574,6 +587,7 @@ def test_sequence_mnist_reads_digits_row_by_row_with_every_method(tmp_path):
         "--method=all",
         f"--data_dir={os.path.abspath(MNIST_DIR)}",
         "--train_size=128",
+        "--test_size=500",
         "--epochs=1",
         "--num_samples=2",
         "--lstm_units=8",
