@@ -60,7 +60,7 @@ def main(argv):
     build = mnist_mlp.mlp if flat else lenet5.lenet5
     network = build(mnist_mlp.Layers("ml"))
     network.compile(
-        optimizer=shared_flags.adam(FLAGS.learning_rate),
+        optimizer=shared_flags.adam(mnist_mlp.learning_rate(len(x_train))),
         loss="sparse_categorical_crossentropy",
     )
     network.fit(
@@ -77,7 +77,9 @@ def main(argv):
     rows["converted"] = scores(probs, y_test)
     if FLAGS.finetune_epochs:
         model.compile(
-            optimizer=shared_flags.adam(FLAGS.learning_rate),
+            optimizer=shared_flags.adam(
+                mnist_mlp.learning_rate(len(x_train), FLAGS.finetune_epochs)
+            ),
             loss="sparse_categorical_crossentropy",
         )
         model.fit(
@@ -106,6 +108,7 @@ def main(argv):
                 "train_size",
                 "batch_size",
                 "learning_rate",
+                "learning_rate_schedule",
                 "num_samples",
             )
         },

@@ -37,7 +37,8 @@ paper's form (``weight_norm`` layers, the hypernetwork at the optimizer's
 full rate) with the learning rate decayed along a cosine
 (``--learning_rate_schedule=cosine``; give MC dropout the same flag to
 compare): 98.7 % and a test NLL a little below MC dropout's over five seeds
-(docs/results.md, section 3). ``--flagfile=examples/mnist_authors_notebook.flags`` trains Bayes by
+(docs/results.md, section 3).
+``--flagfile=examples/mnist_authors_notebook.flags`` trains Bayes by
 Hypernet with the settings of the authors' public MNIST notebook instead
 (one weight draw, 20 discriminator updates per step, their prior and KL
 scale, ...; the file says where each comes from and what still differs).
@@ -213,12 +214,14 @@ class Layers:
         return keras.layers.LSTM(units)
 
 
-def learning_rate(num_examples):
+def learning_rate(num_examples, epochs=None):
     """The network optimizer's learning rate (``--learning_rate_schedule``)
-    for training on ``num_examples`` digits for ``--epochs``."""
+    for training on ``num_examples`` digits for ``epochs`` (default
+    ``--epochs``)."""
     if FLAGS.learning_rate_schedule == "constant":
         return FLAGS.learning_rate
-    steps = FLAGS.epochs * math.ceil(num_examples / FLAGS.batch_size)
+    epochs = FLAGS.epochs if epochs is None else epochs
+    steps = epochs * math.ceil(num_examples / FLAGS.batch_size)
     return keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, steps)
 
 

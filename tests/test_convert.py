@@ -233,11 +233,14 @@ def test_the_mnist_example_converts_a_trained_network(tmp_path, architecture):
         "--test_size=1000",
         "--epochs=1",
         "--finetune_epochs=1",
+        "--learning_rate_schedule=cosine",
         "--num_samples=4",
         f"--output={output}",
         cwd=tmp_path,
     )
-    rows = json.loads(output.read_text())["rows"]
+    document = json.loads(output.read_text())
+    assert document["flags"]["learning_rate_schedule"] == "cosine"
+    rows = document["rows"]
     assert set(rows) == {"original", "converted", "fine_tuned"}
     # On the same test digits the conversion keeps the accuracy.
     assert abs(rows["converted"]["accuracy"] - rows["original"]["accuracy"]) < 0.02
