@@ -9,16 +9,26 @@ import math
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, _random
+from bbh_tf import _checks, _random, _xla
 from bbh_tf._kernel import DenseLayer, KernelLayer
 from bbh_tf.predictive import deserialize
-from bbh_tf.priors import ScaleMixturePrior
+from bbh_tf.priors import GaussianPrior, ScaleMixturePrior
 
 # Added to the pre-activation variance before the square root, so its
 # gradient stays finite where the variance is zero (all-zero inputs without
 # a bias).
 _VARIANCE_EPSILON = 1e-12
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def standard_normal_from(noise, shape):
+    """``eps`` of ``shape`` from ``BayesByBackpropLayer._kl_noise``'s
+    ``noise``: the draw itself, or ``a_i + b_j`` from its row and column
+    halves."""
+    if len(noise) == 1:
+        return noise[0]
+    rows, columns = noise
+    return tf.reshape(rows + columns, shape)
 
 
 class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
@@ -132,12 +142,13 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
         product on a CPU).
         """
         self._require_built()
-        total = 0.0
-        for mu, rho in self._posterior_parameters():
-            mu = tf.convert_to_tensor(mu)
-            sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
-            total += tf.reduce_sum(self.prior.kl_from_normal(mu, sigma))
-        return total
+        closed_form = self._kl_functions()[0]
+        return tf.add_n(
+            [
+                closed_form(tf.convert_to_tensor(mu), tf.convert_to_tensor(rho))
+                for mu, rho in self._posterior_parameters()
+            ]
+        )
 
     def monte_carlo_kl(self, independent=False):
         """One-sample estimate of ``KL(q || p)`` for this layer, in nats.
@@ -160,27 +171,53 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
         independent draw per weight, the paper's estimate.
         """
         self._require_built()
+        monte_carlo = self._kl_functions()[1]
         total = 0.0
         for mu, rho in self._posterior_parameters():
             mu = tf.convert_to_tensor(mu)
-            sigma = tf.nn.softplus(tf.convert_to_tensor(rho))
-            eps, squared_sum = self._kl_noise(mu, independent)
-            weights = mu + sigma * eps
-            # log N(w; mu, sigma^2) with (w - mu) / sigma = eps: the value
-            # and gradient of TFP's Normal(mu, sigma).log_prob(w), without its
-            # passes over the weights to subtract and divide.
-            log_q = -0.5 * squared_sum - tf.reduce_sum(tf.math.log(sigma))
-            log_q -= _HALF_LOG_2PI * tf.cast(tf.size(eps), log_q.dtype)
-            total += log_q - tf.reduce_sum(self.prior.log_prob(weights))
+            noise, squared_sum = self._kl_noise(mu, independent)
+            total += monte_carlo(mu, tf.convert_to_tensor(rho), noise, squared_sum)
         return total
 
+    def _kl_functions(self):
+        """This layer's KL arithmetic per ``(mu, rho)`` pair: the closed form
+        and the Monte Carlo term. With the package's priors XLA fuses their
+        passes over the weights (``bbh_tf._xla``); a prior of your own (a
+        subclass too) runs as written: it may hold operations XLA cannot
+        compile."""
+        functions = self.__dict__.get("_kl_function_cache")
+        if functions is None:
+            functions = (self._closed_form_term, self._monte_carlo_term)
+            if type(self.prior) in (ScaleMixturePrior, GaussianPrior):
+                functions = tuple(_xla.fused(f) for f in functions)
+            # Kept out of Keras' attribute tracking.
+            self.__dict__["_kl_function_cache"] = functions
+        return functions
+
+    def _closed_form_term(self, mu, rho):
+        return tf.reduce_sum(self.prior.kl_from_normal(mu, tf.nn.softplus(rho)))
+
+    def _monte_carlo_term(self, mu, rho, noise, squared_sum):
+        """``log q(w) - log p(w)`` of ``w = mu + softplus(rho) * eps``, ``eps``
+        from ``noise`` (see ``_kl_noise``) with ``sum(eps^2) = squared_sum``."""
+        sigma = tf.nn.softplus(rho)
+        weights = mu + sigma * standard_normal_from(noise, mu.shape)
+        # log N(w; mu, sigma^2) with (w - mu) / sigma = eps: the value
+        # and gradient of TFP's Normal(mu, sigma).log_prob(w), without its
+        # passes over the weights to subtract and divide.
+        log_q = -0.5 * squared_sum - tf.reduce_sum(tf.math.log(sigma))
+        log_q -= _HALF_LOG_2PI * tf.cast(tf.size(mu), log_q.dtype)
+        return log_q - tf.reduce_sum(self.prior.log_prob(weights))
+
     def _kl_noise(self, mu, independent):
-        """``(eps, sum(eps^2))``: standard normal noise shaped like ``mu``
-        (see monte_carlo_kl) and its sum of squares."""
+        """``(noise, sum(eps^2))`` for standard normal ``eps`` shaped like
+        ``mu`` (see monte_carlo_kl): ``noise`` is ``(eps,)``, or the row and
+        column halves ``(a, b)`` that ``standard_normal_from`` adds (inside
+        the fused arithmetic, so ``eps`` is never a tensor of its own)."""
         shape = mu.shape
         if independent or shape.rank < 2:
             eps = _random.normal(tf.shape(mu), self.seed_generator, dtype=mu.dtype)
-            return eps, tf.reduce_sum(tf.square(eps))
+            return (eps,), tf.reduce_sum(tf.square(eps))
         num_rows, num_columns = math.prod(shape[:-1]), shape[-1]
         half = math.sqrt(0.5)
         rows = half * _random.normal((num_rows, 1), self.seed_generator, dtype=mu.dtype)
@@ -193,7 +230,7 @@ class BayesByBackpropLayer(KernelLayer, keras.layers.Layer):
             + num_rows * tf.reduce_sum(tf.square(columns))
             + 2.0 * tf.reduce_sum(rows) * tf.reduce_sum(columns)
         )
-        return tf.reshape(rows + columns, shape), squared_sum
+        return (rows, columns), squared_sum
 
     def get_config(self):
         config = super().get_config()

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from bbh_tf._kernel import DenseLayer, KernelLayer
+from bbh_tf._xla import in_xla_context
 from bbh_tf.hyper_layer import HyperLayer
 from bbh_tf.injection import input_shared_by_draws
 
@@ -71,12 +72,17 @@ def column_norms(columns):
     """``sqrt(sum_i columns[i, j]^2 + eps)`` per column ``j``: weight
     normalisation's ``||V||``.
 
-    Its gradient, ``columns * upstream / norm``, is one broadcasting product:
-    what automatic differentiation of ``sqrt(reduce_sum(square(V)))`` gives
-    in three passes over the kernel (broadcast, two products), the largest
-    cost of weight normalisation without XLA (docs/performance.md)."""
-    # (tf.math.reduce_euclidean_norm is one pass fewer but has no XLA kernel.)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(columns), axis=0) + _NORM_EPSILON)
+    Its value reads the kernel once (``reduce_euclidean_norm``; under XLA,
+    which has no kernel for it, a square and a sum), and its gradient,
+    ``columns * upstream / norm``, is one broadcasting product: what
+    automatic differentiation of ``sqrt(reduce_sum(square(V)))`` gives in
+    three passes over the kernel. Passes over the kernel are weight
+    normalisation's whole cost on a CPU (docs/performance.md)."""
+    if in_xla_context():
+        squares = tf.reduce_sum(tf.square(columns), axis=0)
+    else:
+        squares = tf.square(tf.math.reduce_euclidean_norm(columns, axis=0))
+    norms = tf.sqrt(squares + _NORM_EPSILON)
 
     def gradient(upstream):
         return columns * (upstream / norms)

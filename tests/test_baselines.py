@@ -10,6 +10,7 @@ import tensorflow as tf
 from conftest import blobs, run_python
 
 import bbh_tf
+from bbh_tf.bbb_layers import standard_normal_from
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -191,11 +192,15 @@ def test_kl_noise_is_standard_normal_for_every_weight():
     layer.build((None, 5, 5, 2))
     mu = tf.convert_to_tensor(layer.kernel_mu)
     # Traced once: 4000 eager calls took over a minute of the suite.
-    draw = tf.function(lambda: layer._kl_noise(mu, False)[0])
+    draw = tf.function(
+        lambda: standard_normal_from(layer._kl_noise(mu, False)[0], mu.shape)
+    )
     draws = np.stack([draw().numpy() for _ in range(4000)])
     # The sum of squares from the row and column vectors is the direct one.
     for independent in (False, True):
-        eps, squared_sum = layer._kl_noise(mu, independent)
+        noise, squared_sum = layer._kl_noise(mu, independent)
+        eps = standard_normal_from(noise, mu.shape)
+        assert eps.shape == mu.shape
         assert float(squared_sum) == pytest.approx(
             float(tf.reduce_sum(tf.square(eps))), rel=1e-5
         )
