@@ -150,14 +150,8 @@ class HyperGroup:
         of ``means`` ``(m, chunks, output_dim)``: ``(n, m, num_blocks)``,
         float32. Needs a semi-implicit hypernetwork.
 
-        The squared distances ``||(w_j - mean_k) / sigma||^2`` come from one
-        product, ``|a|^2 + |b|^2 - 2 a.b``, instead of ``n * m`` differences
-        of all values (the step's largest element-wise work otherwise, and
-        ``n * m`` copies of a full-mode draw). Against its rounding the
-        points are centred first and the product is in float64: the error
-        is then ~1e-16 of the spread of the means in units of ``sigma``, not
-        ~1e-7 of the values' own size (a draw's distance to its own mean is
-        about ``sqrt(d)`` in those units, wherever it lies)."""
+        The squared distances ``||(w_j - mean_k) / sigma||^2`` come from
+        :func:`squared_distances`."""
         mask = tf.constant(self.mask)
         sigma = tf.where(mask > 0, self.stddev(), 1.0)
         blocks = self.num_blocks
@@ -175,17 +169,47 @@ class HyperGroup:
             scaled = tf.reshape(scaled, (tf.shape(points)[0], blocks, -1))
             return tf.transpose(scaled, (1, 0, 2))
 
-        a, b = standardised(values), standardised(means)
-        centre = tf.reduce_mean(b, axis=1, keepdims=True)
-        a = tf.cast(a - centre, tf.float64)
-        b = tf.cast(b - centre, tf.float64)
-        cross = tf.matmul(a, b, transpose_b=True)  # (blocks, n, m)
-        a_sq = tf.reduce_sum(tf.square(a), axis=-1)[:, :, None]
-        b_sq = tf.reduce_sum(tf.square(b), axis=-1)[:, None, :]
-        # Rounding can leave an exact zero slightly negative.
-        distance = tf.maximum(a_sq + b_sq - 2.0 * cross, 0.0)
-        distance = tf.transpose(tf.cast(distance, tf.float32), (1, 2, 0))
-        return -0.5 * distance - log_norm
+        distance = squared_distances(standardised(values), standardised(means))
+        return -0.5 * tf.transpose(distance, (1, 2, 0)) - log_norm
+
+
+@tf.custom_gradient
+def squared_distances(a, b):
+    """``||a_j - b_k||^2`` for every pair of rows: ``a`` ``(blocks, n, d)``,
+    ``b`` ``(blocks, m, d)``, float32; returns ``(blocks, n, m)``.
+
+    One product, ``|a|^2 + |b|^2 - 2 a.b``, instead of ``n * m``
+    differences of all values (``n * m`` copies of a full-mode draw).
+    Against its rounding the points are centred first and the value is
+    computed in float64: the error is then ~1e-16 of the spread of the
+    points, not ~1e-7 of their own size (in the KL's units of ``sigma`` a
+    draw lies about ``sqrt(d)`` from its own mean, wherever that lies).
+    The gradient, ``2 (sum_k u_jk (a_j - b_k))`` for ``a`` and its mirror
+    for ``b``, is two float32 products of the centred points: automatic
+    differentiation of the float64 value took a dozen float64 operations
+    and most of the KL term's time.
+    """
+    centre = tf.reduce_mean(b, axis=1, keepdims=True)
+    a, b = a - centre, b - centre
+    a64, b64 = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
+    cross = tf.matmul(a64, b64, transpose_b=True)
+    a_sq = tf.reduce_sum(tf.square(a64), axis=-1)[:, :, None]
+    b_sq = tf.reduce_sum(tf.square(b64), axis=-1)[:, None, :]
+    # Rounding can leave an exact zero slightly negative.
+    distance = tf.cast(tf.maximum(a_sq + b_sq - 2.0 * cross, 0.0), tf.float32)
+
+    def gradient(upstream):
+        # d/da_j sum_k u_jk |a_j - b_k|^2 = 2 (sum_k u_jk) a_j - 2 (u b)_j.
+        grad_a = 2.0 * (
+            tf.reduce_sum(upstream, axis=2)[:, :, None] * a - tf.matmul(upstream, b)
+        )
+        grad_b = 2.0 * (
+            tf.reduce_sum(upstream, axis=1)[:, :, None] * b
+            - tf.matmul(upstream, a, transpose_a=True)
+        )
+        return grad_a, grad_b
+
+    return distance, gradient
 
 
 def groups_of(hyper_layers):
