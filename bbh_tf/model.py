@@ -17,10 +17,11 @@ Each training step (``train_step``, traced by ``fit`` into a tf.function):
 import keras
 import tensorflow as tf
 
-from bbh_tf import _checks, kl, sharing, validation
+from bbh_tf import _checks, batches, kl, sharing, validation
 from bbh_tf.injection import injected_values
 from bbh_tf.layers import HyperLayer
 from bbh_tf.posterior import claim_hypernets, groups_of, shared_input_layer
+from bbh_tf.prediction import joined, pass_sizes
 from bbh_tf.predictive import deserialize, scale_for_replicas
 from bbh_tf.priors import ScaleMixturePrior
 from bbh_tf.second_optimizer import SecondOptimizer
@@ -149,15 +150,24 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
         return [group.draw(n) for group, n in zip(self._groups, noise)]
 
     def _run_network(
-        self, rows, num_draws, training=None, noise=None, shared_input_layer=None
+        self,
+        rows,
+        num_draws,
+        training=None,
+        noise=None,
+        shared_input_layer=None,
+        values=None,
     ):
         """Network output for ``rows`` laid out as ``num_draws`` equal groups
         (or, with ``shared_input_layer``, one group that layer shares), and
-        the draws used."""
-        draws = self.draw(num_draws, noise)
+        the draws used (None where ``values``, each group's generated values,
+        were given)."""
+        draws = None if values is not None else self.draw(num_draws, noise)
+        if values is None:
+            values = [group_draws.values for group_draws in draws]
         per_layer = {}
-        for group, group_draws in zip(self._groups, draws):
-            per_layer.update(group.split(group_draws.values))
+        for group, group_values in zip(self._groups, values):
+            per_layer.update(group.split(group_values))
         with injected_values(per_layer, shared_input_layer):
             outputs = self.network(rows, training=training)
         return outputs, draws
@@ -170,25 +180,76 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
     def _shared_input_layer(self):
         return shared_input_layer(self.network)
 
-    def _sample_batch(self, inputs, num_samples, noise=None):
+    def _sample_batch(self, inputs, num_samples, noise=None, values=None):
         """In a Sequential network the layers up to the first hyper layer see
         the batch once, and that layer expands it to one group per draw (in
         ``weight_norm`` mode its product with the direction ``V`` is
         computed once for all draws); other networks get the batch tiled
         once per draw. ``noise``: optional ``GroupNoise`` per group for
-        ``num_samples`` draws."""
+        ``num_samples`` draws; ``values``: instead, each group's generated
+        values of ``num_samples`` draws."""
         first = self._shared_input_layer
         if first is None:
-            return super()._sample_batch(inputs, num_samples, noise=noise)
+            return super()._sample_batch(
+                inputs, num_samples, noise=noise, values=values
+            )
         outputs, _ = self._run_network(
-            inputs, num_samples, training=False, noise=noise, shared_input_layer=first
+            inputs,
+            num_samples,
+            training=False,
+            noise=noise,
+            shared_input_layer=first,
+            values=values,
         )
         return outputs
 
-    def _sample_rows(self, rows, num_draws, noise=None):
+    def _sample_rows(self, rows, num_draws, noise=None, values=None):
         # ``noise``: the SavedModel export brings its own.
-        outputs, _ = self._run_network(rows, num_draws, training=False, noise=noise)
+        outputs, _ = self._run_network(
+            rows, num_draws, training=False, noise=noise, values=values
+        )
         return outputs
+
+    def _predict_batches(self, kind, x, num_samples, batch_size):
+        """For an array, each pass's draws are generated once and shared by
+        all batches (the hypernetwork runs once per pass, not once per
+        batch: in ``full`` mode generating the weights costs more than
+        using them); a dataset or generator, streamed, gets fresh draws
+        per batch."""
+        if not validation.is_array(x):
+            return super()._predict_batches(kind, x, num_samples, batch_size)
+        num_samples = _checks.positive_int("num_samples", num_samples)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        inputs = [
+            batch
+            for batch, _ in batches.iterate(
+                x, self.input_shape_, batch_size, dtype=self.input_dtype_
+            )
+        ]
+        if not inputs:
+            return super()._predict_batches(kind, x, num_samples, batch_size)
+        if not self.built:
+            self.build(inputs[0].shape)
+        passes = pass_sizes(num_samples, len(inputs[0]), inputs[0].shape[1:])
+        parts = [[] for _ in inputs]
+        for draws in passes:
+            values = self._generation_function(draws)()
+            function = self._predict_function(kind, draws)
+            for part, batch in zip(parts, inputs):
+                part.append([t.numpy() for t in function(batch, values=values)])
+        results = [joined(kind, part, passes) for part in parts]
+        return [list(result) for result in zip(*results)]
+
+    def _generation_function(self, num_draws):
+        """Traced: every group's generated values for ``num_draws`` fresh draws."""
+        key = ("generated values", num_draws)
+        function = self._predict_functions.get(key)
+        if function is None:
+            function = tf.function(
+                lambda: [draws.values for draws in self.draw(num_draws)]
+            )
+            self._predict_functions[key] = function
+        return function
 
     def _split_forward(self, x, training):
         """One pass with the batch split across ``num_weight_samples`` draws."""

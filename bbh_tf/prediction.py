@@ -45,6 +45,25 @@ def draws_per_pass(num_samples, batch_size, row_shape):
     return max(1, min(num_samples, _PASS_VALUES // (batch_size * row)))
 
 
+def pass_sizes(num_samples, batch_size, row_shape):
+    """The draws of each pass for ``num_samples`` draws over ``batch_size``
+    rows of ``row_shape``."""
+    per_pass = draws_per_pass(num_samples, batch_size, row_shape)
+    sizes = [per_pass] * (num_samples // per_pass)
+    if num_samples % per_pass:
+        sizes.append(num_samples % per_pass)
+    return sizes
+
+
+def joined(kind, parts, counts):
+    """One batch's results from its passes' ``parts`` (lists of numpy
+    arrays) of ``counts`` draws: samples joined along the draws, moments
+    pooled."""
+    if kind == "samples":
+        return [np.concatenate(p, axis=0) for p in zip(*parts)]
+    return pooled_moments(parts, counts)
+
+
 def pooled_moments(parts, counts):
     """The moments of all draws from per-pass moments ``parts`` (each
     ``(mean, std)`` or ``(mean, std, aleatoric_std, epistemic_std)``) of

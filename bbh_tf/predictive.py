@@ -20,12 +20,7 @@ from bbh_tf._version import __version__
 from bbh_tf.layers import repeat_for_draws
 from bbh_tf.likelihoods import Likelihood
 from bbh_tf.multi_worker import MultiWorkerFit
-from bbh_tf.prediction import (
-    Prediction,
-    draws_per_pass,
-    evaluation_metrics,
-    pooled_moments,
-)
+from bbh_tf.prediction import Prediction, evaluation_metrics, joined, pass_sizes
 from bbh_tf.training import GuardedFit
 
 
@@ -247,18 +242,12 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         ):
             if not self.built:
                 self.build(batch.shape)
-            per_pass = draws_per_pass(num_samples, len(batch), batch.shape[1:])
-            passes = [per_pass] * (num_samples // per_pass)
-            if num_samples % per_pass:
-                passes.append(num_samples % per_pass)
+            passes = pass_sizes(num_samples, len(batch), batch.shape[1:])
             parts = [
                 [t.numpy() for t in self._predict_function(kind, draws)(batch)]
                 for draws in passes
             ]
-            if kind == "samples":
-                outputs = [np.concatenate(p, axis=0) for p in zip(*parts)]
-            else:
-                outputs = pooled_moments(parts, passes)
+            outputs = joined(kind, parts, passes)
             if results is None:
                 results = [[] for _ in outputs]
             for result, output in zip(results, outputs):
@@ -288,11 +277,13 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         return cache
 
     # Results in float32 whatever the compute dtype (mixed precision).
-    def _samples(self, batch, num_samples):
-        return (tf.cast(self.sample_predictions(batch, num_samples), tf.float32),)
+    def _samples(self, batch, num_samples, **kwargs):
+        samples = self.sample_predictions(batch, num_samples, **kwargs)
+        return (tf.cast(samples, tf.float32),)
 
-    def _moments(self, batch, num_samples):
-        samples = tf.cast(self.sample_predictions(batch, num_samples), tf.float32)
+    def _moments(self, batch, num_samples, **kwargs):
+        samples = self.sample_predictions(batch, num_samples, **kwargs)
+        samples = tf.cast(samples, tf.float32)
         return self._moments_of(samples)
 
     def _moments_of(self, samples):

@@ -165,6 +165,33 @@ def test_predict_samples_agree_with_predict_distribution():
     assert mi.shape == (37,) and np.all(mi >= 0) and mi.max() > 0
 
 
+def test_array_batches_share_each_passes_draws_and_datasets_stream_fresh_ones():
+    # An array's draws are generated once per pass for all its batches: the
+    # same example in two batches gets the same outputs draw by draw. A
+    # dataset, streamed, gets fresh draws per batch.
+    x, _ = blobs(n=6)
+    twice = np.concatenate([x[:3], x[:3]])
+    model = compiled_model()
+    samples = model.predict_samples(twice, num_samples=5, batch_size=3)
+    np.testing.assert_allclose(samples[:, :3], samples[:, 3:], rtol=1e-6)
+    assert not np.allclose(samples[0], samples[1])
+    streamed = model.predict_samples(
+        tf.data.Dataset.from_tensor_slices(twice).batch(3), num_samples=5
+    )
+    assert not np.allclose(streamed[:, :3], streamed[:, 3:])
+    # More draws than one pass holds: each pass shares its own draws.
+    from bbh_tf import prediction
+
+    limit = prediction._PASS_VALUES
+    prediction._PASS_VALUES = 2 * 3 * x.shape[1]  # 2 draws per pass
+    try:
+        samples = model.predict_samples(twice, num_samples=5, batch_size=3)
+    finally:
+        prediction._PASS_VALUES = limit
+    np.testing.assert_allclose(samples[:, :3], samples[:, 3:], rtol=1e-6)
+    assert len({round(float(s[0, 0]), 6) for s in samples}) == 5
+
+
 def test_predict_rejects_empty_inputs():
     model = compiled_model()
     with pytest.raises(ValueError, match="at least one example"):
