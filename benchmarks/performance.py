@@ -7,6 +7,10 @@ training digits by:
 * ``ml_weight_norm``: the same network with deterministic weight-normalised
   layers (``w = g v / ||v||``): what weight normalisation alone costs, since
   Bayes by Hypernet's MNIST network is weight-normalised;
+* ``two_products``: the same network whose layers compute ``x @ K + x^2 @
+  L + b`` with twice the trained weights (``MaximumLikelihood``): the two
+  products of Bayes by Backprop's local reparameterisation and nothing
+  else, the least such a method can cost;
 * ``mc_dropout``: ``Dense`` + ``Dropout(0.3)`` (``MCDropout``);
 * ``bbb``: ``BayesByBackpropDense`` layers (``BayesByBackprop``, its
   default KL estimate: Monte Carlo with noise per kernel row and column);
@@ -74,6 +78,7 @@ FLAGS = flags.FLAGS
 METHODS = (
     "ml",
     "ml_weight_norm",
+    "two_products",
     "mc_dropout",
     "bbb",
     "bbb_paper_kl",
@@ -156,7 +161,7 @@ def peak_resident_mib():
 def build_bbh_tf(method, width, num_examples):
     """A compiled bbh_tf model of ``method`` with hidden width ``width``."""
     import keras
-    from weight_norm_dense import WeightNormDense
+    from reference_layers import TwoProductDense, WeightNormDense
 
     import bbh_tf
 
@@ -176,6 +181,8 @@ def build_bbh_tf(method, width, num_examples):
             return bbh_tf.BayesByBackpropDense(units, activation=activation)
         if method == "ml_weight_norm":
             return WeightNormDense(units, activation=activation)
+        if method == "two_products":
+            return TwoProductDense(units, activation=activation)
         return keras.layers.Dense(units, activation=activation)
 
     stack = [keras.Input((784,))]

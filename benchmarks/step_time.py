@@ -47,7 +47,7 @@ import mnist_mlp  # noqa: E402  (defines the shared flags)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from weight_norm_dense import WeightNormDense  # noqa: E402
+from reference_layers import WeightNormDense  # noqa: E402
 
 import bbh_tf  # noqa: E402
 

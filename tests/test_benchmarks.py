@@ -17,7 +17,7 @@ def test_performance_benchmark_measures_every_part(tmp_path):
         os.path.join(REPO, "benchmarks", "performance.py"),
         f"--data_dir={os.path.abspath(MNIST_DIR)}",
         "--train_size=256",
-        "--methods=ml,bbh,bbh_full,flipout,deep_ensemble",
+        "--methods=ml,bbh,bbh_full,flipout,two_products",
         "--widths=16",
         "--epochs=2",
         "--rounds=2",
@@ -36,14 +36,14 @@ def test_performance_benchmark_measures_every_part(tmp_path):
     # One width (each (method, width) is a process of its own, about 15 s
     # here); bbh_full's epoch is scaled from a 128-digit one.
     assert set(rows) == {
-        (m, 16) for m in ("ml", "bbh", "flipout", "bbh_full", "deep_ensemble")
+        (m, 16) for m in ("ml", "bbh", "flipout", "bbh_full", "two_products")
     }
     assert rows[("bbh_full", 16)]["scaled_to_full_epoch"]
     assert rows[("ml", 16)]["epoch_ratio_to_ml"] == 1.0
     assert set(rows[("bbh", 16)]["predict_seconds"]) == {"1", "3"}
     assert rows[("bbh", 16)]["peak_rss_mib"] > 0
     together = {(r["method"], r["width"]) for r in document["interleaved"]}
-    assert together == {(m, 16) for m in ("ml", "bbh", "flipout", "deep_ensemble")}
+    assert together == {(m, 16) for m in ("ml", "bbh", "flipout", "two_products")}
     assert figure.stat().st_size > 0
     assert "| 16 | bbh |" in result.stdout  # the Markdown table
 
