@@ -185,7 +185,8 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
         (mutual information, ``bbh_tf.metrics``).
 
         Takes the arguments of :meth:`predict_distribution`. Within one batch
-        of ``batch_size`` examples, all examples share each draw.
+        of ``batch_size`` examples, all examples share each draw (with
+        Bayes by Hypernet and an array, all batches do).
 
         Returns:
             A numpy float32 array ``(num_samples, n, ...)``.
