@@ -24,12 +24,15 @@ median per variant. Variants:
   layers, 5 draws, the semi-implicit bound with 16 extra mixture draws);
 * ``bbh_nearest_neighbour``: the nearest-neighbour estimator;
 * ``bbh_adversarial``: the adversarial estimator, one discriminator update
-  per step, shared with the model update.
+  per step, shared with the model update;
+* ``bbh_full_mode`` (only when named in ``--variants``): the package
+  defaults with ``mode="full"``, every weight generated.
 
 ``--jit`` compiles every variant with XLA. Run::
 
     python benchmarks/step_time.py
     python benchmarks/step_time.py --jit
+    python benchmarks/step_time.py --variants=ml,bbh_full_mode --rounds=3 --steps=5
 """
 
 import os
@@ -67,6 +70,11 @@ VARIANTS = (
     "bbh",
     "bbh_nearest_neighbour",
     "bbh_adversarial",
+)
+flags.DEFINE_list(
+    "variants",
+    list(VARIANTS),
+    f"Variants to time, of {', '.join(VARIANTS)} and bbh_full_mode.",
 )
 ESTIMATORS = {
     "bbh_nearest_neighbour": "nearest_neighbour",
@@ -126,7 +134,9 @@ def build(variant):
     cls = (
         _GenerationOnly if variant == "bbh_generation_only" else bbh_tf.BayesByHypernet
     )
-    mode = "scale" if variant == "bbh_scale_mode" else "weight_norm"
+    mode = {"bbh_scale_mode": "scale", "bbh_full_mode": "full"}.get(
+        variant, "weight_norm"
+    )
     model = cls(
         mnist_mlp.mlp(
             mnist_mlp.Layers("bbh", hypernet=bbh_tf.HyperNetwork(), mode=mode)
@@ -146,12 +156,15 @@ def build(variant):
 
 def main(argv):
     del argv
+    unknown = set(FLAGS.variants) - set(VARIANTS) - {"bbh_full_mode"}
+    if unknown:
+        raise app.UsageError(f"--variants: unknown {sorted(unknown)}.")
     keras.utils.set_random_seed(FLAGS.seed)
     rng = np.random.default_rng(FLAGS.seed)
     x = rng.random((10 * FLAGS.batch_size, 784), dtype=np.float32)
     y = rng.integers(0, 10, len(x))
     models = {}
-    for variant in VARIANTS:
+    for variant in FLAGS.variants:
         model = build(variant)
         model.jit_compile = FLAGS.jit
         model.fit(x, y, batch_size=FLAGS.batch_size, epochs=1, verbose=0)  # trace

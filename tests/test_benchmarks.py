@@ -48,24 +48,8 @@ def test_performance_benchmark_measures_every_part(tmp_path):
     assert "| 16 | bbh |" in result.stdout  # the Markdown table
 
 
-def test_step_time_benchmark_times_every_variant(tmp_path):
-    # benchmarks/step_time.py (random data, no MNIST needed): every variant,
-    # including the timing-only subclasses, trains and is timed.
-    result = run_subprocess(
-        os.path.join(REPO, "benchmarks", "step_time.py"),
-        "--steps=1",
-        "--rounds=1",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    lines = result.stdout.splitlines()
-    table = lines[[line.startswith("variant") for line in lines].index(True) + 1 :]
-    rows = {
-        line.split()[0]: [float(v) for v in line.split()[1:]]
-        for line in table
-        if line.strip()
-    }
-    assert set(rows) == {
+def step_time_variants():
+    return [
         "ml",
         "ml_weight_norm",
         "ml_extra_variables",
@@ -76,7 +60,29 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
         "bbh",
         "bbh_nearest_neighbour",
         "bbh_adversarial",
+    ]
+
+
+def test_step_time_benchmark_times_every_variant(tmp_path):
+    # benchmarks/step_time.py (random data, no MNIST needed): every variant,
+    # including the timing-only subclasses, trains and is timed.
+    result = run_subprocess(
+        os.path.join(REPO, "benchmarks", "step_time.py"),
+        "--steps=1",
+        "--rounds=1",
+        # Every default variant and the one timed only when asked.
+        "--variants=" + ",".join(step_time_variants() + ["bbh_full_mode"]),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    table = lines[[line.startswith("variant") for line in lines].index(True) + 1 :]
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[1:]]
+        for line in table
+        if line.strip()
     }
+    assert set(rows) == set(step_time_variants()) | {"bbh_full_mode"}
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
 
