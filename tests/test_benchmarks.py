@@ -48,19 +48,20 @@ def test_performance_benchmark_measures_every_part(tmp_path):
     assert "| 16 | bbh |" in result.stdout  # the Markdown table
 
 
-def step_time_variants():
-    return [
-        "ml",
-        "ml_weight_norm",
-        "ml_extra_variables",
-        "bbh_generation_only",
-        "bbh_scale_mode",
-        "bbh_one_draw",
-        "bbh_no_mixture",
-        "bbh",
-        "bbh_nearest_neighbour",
-        "bbh_adversarial",
-    ]
+# The default variants; bbh_full_mode (about 0.7 s a step) is left to the
+# benchmark's own runs, for the suite's time.
+STEP_TIME_VARIANTS = [
+    "ml",
+    "ml_weight_norm",
+    "ml_extra_variables",
+    "bbh_generation_only",
+    "bbh_scale_mode",
+    "bbh_one_draw",
+    "bbh_no_mixture",
+    "bbh",
+    "bbh_nearest_neighbour",
+    "bbh_adversarial",
+]
 
 
 def test_step_time_benchmark_times_every_variant(tmp_path):
@@ -70,8 +71,6 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
         os.path.join(REPO, "benchmarks", "step_time.py"),
         "--steps=1",
         "--rounds=1",
-        # Every default variant and the one timed only when asked.
-        "--variants=" + ",".join(step_time_variants() + ["bbh_full_mode"]),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -82,7 +81,7 @@ def test_step_time_benchmark_times_every_variant(tmp_path):
         for line in table
         if line.strip()
     }
-    assert set(rows) == set(step_time_variants()) | {"bbh_full_mode"}
+    assert set(rows) == set(STEP_TIME_VARIANTS)
     assert all(len(v) == 2 and v[0] > 0 for v in rows.values())
 
 
