@@ -162,8 +162,9 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
         (or, with ``shared_input_layer``, one group that layer shares), and
         the draws used (None where ``values``, each group's generated values,
         were given)."""
-        draws = None if values is not None else self.draw(num_draws, noise)
+        draws = None
         if values is None:
+            draws = self.draw(num_draws, noise)
             values = [group_draws.values for group_draws in draws]
         per_layer = {}
         for group, group_values in zip(self._groups, values):
@@ -242,14 +243,10 @@ class BayesByHypernet(SecondOptimizer, VariationalModel):
 
     def _generation_function(self, num_draws):
         """Traced: every group's generated values for ``num_draws`` fresh draws."""
-        key = ("generated values", num_draws)
-        function = self._predict_functions.get(key)
-        if function is None:
-            function = tf.function(
-                lambda: [draws.values for draws in self.draw(num_draws)]
-            )
-            self._predict_functions[key] = function
-        return function
+        return self._traced(
+            ("generated values", num_draws),
+            lambda: [draws.values for draws in self.draw(num_draws)],
+        )
 
     def _split_forward(self, x, training):
         """One pass with the batch split across ``num_weight_samples`` draws."""

@@ -258,24 +258,19 @@ class PredictiveModel(GuardedFit, MultiWorkerFit, keras.Model):
     def _predict_function(self, kind, num_samples):
         """The traced ``_samples`` or ``_moments`` for ``num_samples`` draws."""
         # The likelihood is read when tracing: a new compile, a new function.
-        key = (kind, num_samples, id(self.likelihood))
-        function = self._predict_functions.get(key)
-        if function is None:
-            function = tf.function(
-                functools.partial(getattr(self, "_" + kind), num_samples=num_samples),
-                reduce_retracing=True,
-            )
-            self._predict_functions[key] = function
-        return function
+        return self._traced(
+            (kind, num_samples, id(self.likelihood)),
+            functools.partial(getattr(self, "_" + kind), num_samples=num_samples),
+            reduce_retracing=True,
+        )
 
-    @property
-    def _predict_functions(self):
-        # A plain dict kept out of Keras' attribute tracking.
-        cache = self.__dict__.get("_predict_function_cache")
-        if cache is None:
-            cache = {}
-            self.__dict__["_predict_function_cache"] = cache
-        return cache
+    def _traced(self, key, function, **kwargs):
+        """``tf.function(function, **kwargs)``, made once per ``key`` and
+        kept in a plain dict out of Keras' attribute tracking."""
+        cache = self.__dict__.setdefault("_predict_function_cache", {})
+        if key not in cache:
+            cache[key] = tf.function(function, **kwargs)
+        return cache[key]
 
     # Results in float32 whatever the compute dtype (mixed precision).
     def _samples(self, batch, num_samples, **kwargs):
